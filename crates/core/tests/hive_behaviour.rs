@@ -1,0 +1,451 @@
+//! Behaviour of the hive core, driven deterministically: requests in, a
+//! clock advanced by hand, no sockets.
+
+use cohesix_core::{Credential, Hive, HiveInit, NullStore, Secrets, SessionId, Store, Transport};
+use cohesix_manifest::Manifest;
+use cohesix_ninep::{ErrorClass, OpenMode};
+use cohesix_ticket::{Claims, Role};
+use std::sync::{Arc, Mutex};
+
+const T0: u64 = 1_700_000_000_000;
+
+fn secrets() -> Secrets {
+    let mut s = Secrets::default();
+    for role in Role::ALL {
+        s.roles.insert(
+            role.as_str().into(),
+            format!("secret-for-{}", role.as_str()).into_bytes(),
+        );
+    }
+    s
+}
+
+fn hive_with(manifest: Manifest, store: Box<dyn Store>, next: u64) -> Hive {
+    Hive::new(HiveInit {
+        manifest,
+        manifest_name: "test".into(),
+        secrets: secrets(),
+        next_worker_id: next,
+        store,
+        now_ms: T0,
+    })
+}
+
+fn hive() -> Hive {
+    hive_with(Manifest::default(), Box::new(NullStore), 1)
+}
+
+fn ticket(role: Role, subject: Option<&str>, expires_at_ms: u64) -> String {
+    let mut claims = Claims::new(role, T0, expires_at_ms);
+    claims.subject = subject.map(str::to_string);
+    let secret = format!("secret-for-{}", role.as_str());
+    cohesix_ticket::mint(&claims, secret.as_bytes()).expect("mint")
+}
+
+fn queen(h: &mut Hive) -> SessionId {
+    let t = ticket(Role::Queen, None, T0 + 3_600_000);
+    h.attach("queen", Credential::Ticket(&t), Transport::NineP)
+        .expect("queen attaches")
+}
+
+fn worker_session(h: &mut Hive, id: &str) -> Result<SessionId, cohesix_ninep::NsError> {
+    let t = ticket(Role::WorkerHeartbeat, Some(id), T0 + 3_600_000);
+    h.attach("worker-heartbeat", Credential::Ticket(&t), Transport::NineP)
+}
+
+fn spawn(h: &mut Hive, q: SessionId, line: &str) -> String {
+    let out = h.append(q, "/queen/ctl", line.as_bytes()).expect("spawn");
+    out.reply.expect("spawn names the worker")
+}
+
+fn text(h: &mut Hive, sid: SessionId, path: &str) -> String {
+    String::from_utf8(h.read_path(sid, path, 1 << 20).expect("read")).expect("utf8")
+}
+
+fn pressure_total(h: &Hive) -> u64 {
+    let p = h.pressure();
+    p.busy + p.quota + p.cut + p.policy
+}
+
+#[test]
+fn spawned_workers_get_sequential_ids_and_upstream_shard_labels() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    assert_eq!(
+        spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#),
+        "worker-1"
+    );
+    assert_eq!(
+        spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#),
+        "worker-2"
+    );
+    assert!(h
+        .stat_path(q, "/shard/13/worker/worker-1/telemetry")
+        .is_ok());
+    assert!(h
+        .stat_path(q, "/shard/1c/worker/worker-2/telemetry")
+        .is_ok());
+    assert!(h.stat_path(q, "/shard/1c/worker/worker-1").is_err());
+    assert!(h.stat_path(q, "/worker/worker-2/telemetry").is_ok());
+}
+
+#[test]
+fn heartbeat_worker_appends_one_record_per_tick_then_idles() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":2}"#);
+    for step in 1..=5 {
+        h.advance(T0 + step * 1000);
+    }
+    let records = text(&mut h, q, "/worker/worker-1/telemetry");
+    let expected = format!(
+        "{{\"tick\":1,\"ts_ms\":{}}}\n{{\"tick\":2,\"ts_ms\":{}}}\n",
+        T0 + 1000,
+        T0 + 2000
+    );
+    assert_eq!(records, expected);
+    assert_eq!(h.live_workers(), 1);
+}
+
+#[test]
+fn ttl_expiry_revokes_worker_and_cuts_its_sessions() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    spawn(
+        &mut h,
+        q,
+        r#"{"spawn":"heartbeat","ticks":100,"budget":{"ttl_s":3}}"#,
+    );
+    let w = worker_session(&mut h, "worker-1").expect("worker attaches");
+    h.advance(T0 + 3000);
+    assert_eq!(h.live_workers(), 0);
+    let err = h.read_path(w, "/proc/boot", 100).unwrap_err();
+    assert_eq!(err.class, ErrorClass::Closed);
+    assert!(text(&mut h, q, "/log/queen.log").contains("revoked worker-1: ttl expired"));
+}
+
+#[test]
+fn tick_budget_below_ticks_revokes_worker() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    spawn(
+        &mut h,
+        q,
+        r#"{"spawn":"heartbeat","ticks":10,"budget":{"ticks":2}}"#,
+    );
+    for step in 1..=3 {
+        h.advance(T0 + step * 1000);
+    }
+    assert_eq!(h.live_workers(), 0);
+    assert!(text(&mut h, q, "/log/queen.log").contains("revoked worker-1: tick budget exhausted"));
+}
+
+#[test]
+fn ops_budget_exhaustion_revokes_worker() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    spawn(
+        &mut h,
+        q,
+        r#"{"spawn":"heartbeat","ticks":10,"budget":{"ops":3}}"#,
+    );
+    let w = worker_session(&mut h, "worker-1").unwrap();
+    for _ in 0..3 {
+        let _ = h.append(w, "/worker/worker-1/telemetry", b"{\"x\":1}");
+    }
+    assert_eq!(h.live_workers(), 0);
+    assert!(text(&mut h, q, "/log/queen.log").contains("revoked worker-1: ops budget exhausted"));
+}
+
+#[test]
+fn kill_of_unknown_worker_is_not_found_and_changes_nothing() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#);
+    let err = h
+        .append(q, "/queen/ctl", br#"{"kill":"worker-9"}"#)
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::NotFound);
+    assert_eq!(h.live_workers(), 1);
+    h.append(q, "/queen/ctl", br#"{"kill":"worker-1"}"#)
+        .unwrap();
+    assert_eq!(h.live_workers(), 0);
+    assert!(h.stat_path(q, "/worker/worker-1").is_err());
+}
+
+#[test]
+fn worker_ids_are_never_reused_across_a_restart() {
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<u64>>);
+    impl Store for Shared {
+        fn reserve_worker_ids(&mut self, upto: u64) -> Result<(), String> {
+            *self.0.lock().unwrap() = upto;
+            Ok(())
+        }
+        fn audit(&mut self, _line: &str) {}
+    }
+    let store = Shared::default();
+    let mut h = hive_with(Manifest::default(), Box::new(store.clone()), 1);
+    let q = queen(&mut h);
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#);
+    drop(h);
+    let next = *store.0.lock().unwrap();
+    let mut h = hive_with(Manifest::default(), Box::new(store), next);
+    let q = queen(&mut h);
+    let id = spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#);
+    assert_ne!(id, "worker-1");
+    assert_eq!(id, format!("worker-{next}"));
+}
+
+#[test]
+fn worker_cannot_append_to_queen_ctl_or_another_workers_telemetry() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#);
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#);
+    let w = worker_session(&mut h, "worker-1").unwrap();
+    let before = pressure_total(&h);
+
+    let err = h
+        .append(w, "/queen/ctl", br#"{"spawn":"heartbeat","ticks":3}"#)
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Permission);
+    let err = h
+        .append(w, "/worker/worker-2/telemetry", b"{\"evil\":1}")
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Permission);
+
+    assert_eq!(h.live_workers(), 2);
+    assert_eq!(text(&mut h, q, "/worker/worker-2/telemetry"), "");
+    assert_eq!(pressure_total(&h), before + 2);
+    assert!(text(&mut h, q, "/log/queen.log").contains("denied op=open path=/queen/ctl"));
+}
+
+#[test]
+fn worker_reads_its_own_telemetry_and_boot_but_cannot_list() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#);
+    let w = worker_session(&mut h, "worker-1").unwrap();
+    h.append(w, "/shard/13/worker/worker-1/telemetry", b"{\"mine\":1}\n")
+        .unwrap();
+    assert_eq!(
+        text(&mut h, w, "/worker/worker-1/telemetry"),
+        "{\"mine\":1}\n"
+    );
+    assert!(text(&mut h, w, "/proc/boot").contains("schema=cohesix-manifest/v1"));
+    assert!(h.stat_path(w, "/shard/13").is_ok());
+    assert_eq!(h.list(w, "/").unwrap_err().class, ErrorClass::Permission);
+    assert_eq!(
+        h.list(w, "/shard/13").unwrap_err().class,
+        ErrorClass::Permission
+    );
+    assert_eq!(
+        h.read_path(w, "/proc/lifecycle/state", 10)
+            .unwrap_err()
+            .class,
+        ErrorClass::Permission
+    );
+}
+
+#[test]
+fn writes_to_proc_are_refused() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    let err = h.append(q, "/proc/boot", b"x").unwrap_err();
+    assert_eq!(err.class, ErrorClass::Permission);
+    assert_eq!(h.pressure().policy, 1);
+}
+
+#[test]
+fn unknown_ctl_fields_are_invalid_and_counted() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    let err = h.append(q, "/queen/ctl", br#"{"bogus":1}"#).unwrap_err();
+    assert_eq!(
+        (err.class, err.detail),
+        (ErrorClass::Invalid, "invalid-payload")
+    );
+    let err = h
+        .append(q, "/queen/ctl", b"{\"kill\":\"worker-1\"}\n{\"spawn\":1}")
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Invalid);
+    assert_eq!(h.pressure().policy, 2);
+    assert_eq!(text(&mut h, q, "/proc/pressure/policy"), "policy=2\n");
+}
+
+#[test]
+fn forged_expired_and_wrong_role_tickets_are_refused() {
+    let mut h = hive();
+    let mut forged = ticket(Role::Queen, None, T0 + 1000);
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    let refuse = |h: &mut Hive, role: &str, t: &str| {
+        h.attach(role, Credential::Ticket(t), Transport::NineP)
+            .unwrap_err()
+    };
+    assert_eq!(
+        refuse(&mut h, "queen", &forged).class,
+        ErrorClass::Permission
+    );
+
+    let claims = Claims::new(Role::Queen, T0 - 10_000, T0 - 1);
+    let expired = cohesix_ticket::mint(&claims, b"secret-for-queen").unwrap();
+    assert_eq!(refuse(&mut h, "queen", &expired).detail, "ticket-expired");
+
+    let worker = ticket(Role::WorkerHeartbeat, Some("worker-1"), T0 + 1000);
+    assert_eq!(refuse(&mut h, "queen", &worker).detail, "wrong-role");
+    assert_eq!(
+        refuse(&mut h, "queen", "garbage").class,
+        ErrorClass::Permission
+    );
+    assert_eq!(h.pressure().policy, 4);
+}
+
+#[test]
+fn worker_ticket_for_a_worker_that_does_not_exist_is_refused() {
+    let mut h = hive();
+    assert_eq!(
+        worker_session(&mut h, "worker-5").unwrap_err().detail,
+        "worker-gone"
+    );
+}
+
+#[test]
+fn console_operator_attaches_as_queen_only() {
+    let mut h = hive();
+    assert!(h
+        .attach("queen", Credential::ConsoleOperator, Transport::Console)
+        .is_ok());
+    let err = h.attach(
+        "worker-heartbeat",
+        Credential::ConsoleOperator,
+        Transport::Console,
+    );
+    assert_eq!(err.unwrap_err().detail, "ticket-required");
+}
+
+#[test]
+fn cordon_refuses_new_work_and_resume_restores_it() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    h.append(q, "/queen/lifecycle/ctl", b"cordon").unwrap();
+    assert_eq!(text(&mut h, q, "/proc/lifecycle/state"), "state=DRAINING\n");
+    let err = h
+        .append(q, "/queen/ctl", br#"{"spawn":"heartbeat","ticks":3}"#)
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Busy);
+    h.append(q, "/queen/lifecycle/ctl", b"resume\n").unwrap();
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#);
+    let log = text(&mut h, q, "/log/queen.log");
+    assert!(log.contains("lifecycle ONLINE -> DRAINING cmd=cordon"));
+    assert!(log.contains("lifecycle DRAINING -> ONLINE cmd=resume"));
+}
+
+#[test]
+fn worker_cap_answers_buffer_full() {
+    let mut m = Manifest::default();
+    m.workers.max_workers = 2;
+    let mut h = hive_with(m, Box::new(NullStore), 1);
+    let q = queen(&mut h);
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#);
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#);
+    let err = h
+        .append(q, "/queen/ctl", br#"{"spawn":"heartbeat","ticks":3}"#)
+        .unwrap_err();
+    assert_eq!((err.class, err.detail), (ErrorClass::Quota, "buffer-full"));
+    assert_eq!(h.pressure().quota, 1);
+}
+
+#[test]
+fn a_reader_that_falls_behind_is_told() {
+    let mut m = Manifest::default();
+    m.workers.ring_bytes = 256;
+    let mut h = hive_with(m, Box::new(NullStore), 1);
+    let q = queen(&mut h);
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":100}"#);
+    h.advance(T0 + 1000);
+    let mut open = h
+        .open_path(q, "/worker/worker-1/telemetry", OpenMode::Read)
+        .unwrap();
+    for step in 2..=30 {
+        h.advance(T0 + step * 1000);
+    }
+    let mut out = Vec::new();
+    h.read_open(q, &mut open, 0, 4096, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("{\"lagged_bytes\":"), "{text}");
+    assert!(text.ends_with(&format!("\"ts_ms\":{}}}\n", T0 + 30_000)));
+}
+
+#[test]
+fn proc_files_follow_the_documented_shapes() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    assert_eq!(text(&mut h, q, "/proc/root/reachable"), "reachable=yes\n");
+    assert_eq!(
+        text(&mut h, q, "/proc/9p/session/active"),
+        "active=1 draining=0\n"
+    );
+    assert!(
+        text(&mut h, q, "/proc/9p/sessions").starts_with("sessions total=1 worker=0 shard_bits=8")
+    );
+    let names: Vec<String> = h
+        .list(q, "/proc/pressure")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(names, ["busy", "quota", "cut", "policy"]);
+    let owner = format!("/proc/9p/session/{}/owner", q.0);
+    assert_eq!(text(&mut h, q, &owner), "owner=queen\n");
+}
+
+#[test]
+fn bind_makes_a_tree_visible_at_a_second_path_for_that_session_only() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    let other = queen(&mut h);
+    h.append(
+        q,
+        "/queen/ctl",
+        br#"{"bind":{"from":"/proc","to":"/shadow"}}"#,
+    )
+    .unwrap();
+    assert_eq!(text(&mut h, q, "/shadow/root/reachable"), "reachable=yes\n");
+    assert!(h.list(q, "/").unwrap().iter().any(|(n, _)| n == "shadow"));
+    assert_eq!(
+        h.read_path(other, "/shadow/boot", 10).unwrap_err().class,
+        ErrorClass::NotFound
+    );
+    let err = h
+        .append(q, "/queen/ctl", br#"{"bind":{"from":"/proc","to":"/"}}"#)
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Invalid);
+    h.append(
+        q,
+        "/queen/ctl",
+        br#"{"mount":{"service":"logs","at":"/audit"}}"#,
+    )
+    .unwrap();
+    assert!(text(&mut h, q, "/audit/queen.log").contains("bind /proc -> /shadow"));
+}
+
+#[test]
+fn oversized_and_multiline_records_are_refused() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#);
+    let big = vec![b'x'; 4097];
+    let err = h.append(q, "/worker/worker-1/telemetry", &big).unwrap_err();
+    assert_eq!(err.class, ErrorClass::TooBig);
+    let err = h
+        .append(q, "/worker/worker-1/telemetry", b"a\nb")
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Invalid);
+    let err = h
+        .append(q, "/worker/worker-1/telemetry", &[0xff, 0xfe])
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Invalid);
+    assert_eq!(text(&mut h, q, "/worker/worker-1/telemetry"), "");
+}
