@@ -88,7 +88,8 @@ impl ErrorClass {
     /// Best-effort inverse of [`ErrorClass::errno`], for clients.
     pub fn from_errno(code: u32) -> ErrorClass {
         match code {
-            errno::EACCES | errno::EPERM => ErrorClass::Permission,
+            // A read-only namespace refuses creation as a permission matter.
+            errno::EACCES | errno::EPERM | errno::EROFS => ErrorClass::Permission,
             errno::ENOENT => ErrorClass::NotFound,
             errno::EBUSY => ErrorClass::Busy,
             errno::EMSGSIZE | errno::E2BIG => ErrorClass::TooBig,
