@@ -273,6 +273,16 @@ impl Hive {
         hive
     }
 
+    /// Records an orderly shutdown in the audit stream.
+    pub fn shutdown_note(&mut self) {
+        let line = format!(
+            "hive shutting down live_workers={} sessions={}",
+            self.workers.len(),
+            self.sessions.len()
+        );
+        self.audit_line(&line);
+    }
+
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
