@@ -123,7 +123,7 @@ impl FrameDecoder {
             return Ok(None);
         }
         let len = self.peek_len();
-        let total = len as usize;
+        let total = usize::try_from(len).unwrap_or(usize::MAX);
 
         if total < HEADER_LEN {
             let error = FrameError::InvalidLength { len };

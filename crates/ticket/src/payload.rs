@@ -261,6 +261,9 @@ fn put_path(out: &mut Vec<u8>, path: &str, subject: Option<&str>) -> Result<(), 
 }
 
 /// The canonical tag of a component: subject, then dictionary, then literal length.
+///
+/// Literals reach here at most 127 bytes long (checked by `components` when
+/// encoding, by the tag itself when decoding), so the length cast is exact.
 fn tag_for(part: &str, subject: Option<&str>) -> u8 {
     if subject == Some(part) {
         return SUBJECT_TAG;
