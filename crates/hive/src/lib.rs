@@ -116,6 +116,7 @@ pub fn now_ms() -> u64 {
 pub async fn start(config: HiveConfig) -> anyhow::Result<RunningHive> {
     config.manifest.validate().context("manifest refused")?;
     let dev = config.manifest.hive.dev_mode;
+    create_private_dir(&config.data_dir)?;
     let secrets = secrets::load_or_create(&config.data_dir, dev).context("secrets refused")?;
     let store = store::DiskStore::open(&config.data_dir)?;
     let next_worker_id = store
@@ -179,6 +180,19 @@ pub async fn start(config: HiveConfig) -> anyhow::Result<RunningHive> {
         secrets,
         tasks,
     })
+}
+
+/// Creates the data directory with mode 0700 when it is missing.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
 }
 
 /// Advances the core's clock every [`CLOCK_PERIOD`].

@@ -18,12 +18,12 @@ pub const PLACEHOLDER: &str = "changeme";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: String,
         source: std::io::Error,

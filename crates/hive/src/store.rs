@@ -21,14 +21,14 @@ pub const AUDIT_ROTATE_BYTES: u64 = 64 * 1024 * 1024;
 /// Errors opening the data directory.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create data directory {path}: {source}")]
+    #[error("cannot create data directory {path}")]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("cannot open state database {path}: {detail}")]
     Database { path: PathBuf, detail: String },
-    #[error("cannot open audit log {path}: {source}")]
+    #[error("cannot open audit log {path}")]
     Audit {
         path: PathBuf,
         source: std::io::Error,
