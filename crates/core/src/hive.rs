@@ -434,6 +434,9 @@ impl Hive {
         if claims.role != role {
             return Err(NsError::permission("wrong-role"));
         }
+        if claims.ttl_ms() > u64::from(self.manifest.tickets.max_ttl_s) * 1000 {
+            return Err(NsError::permission("ticket-ttl"));
+        }
         if role.is_worker()
             && claims
                 .subject
@@ -999,7 +1002,9 @@ impl Hive {
         n: u64,
         data: &[u8],
     ) -> Result<AppendOutcome, NsError> {
-        let record = single_record(data, self.manifest.workers.max_record_bytes as usize)?;
+        let w_cfg = &self.manifest.workers;
+        let max = (w_cfg.max_record_bytes as usize).min(w_cfg.ring_bytes as usize - 1);
+        let record = single_record(data, max)?;
         let w = self
             .workers
             .get_mut(&n)
@@ -1398,13 +1403,8 @@ pub fn shard_of(worker: &str, shard_bits: u32) -> u8 {
 
 /// Fingerprint of the effective manifest (sha256 of its canonical TOML).
 pub fn manifest_fingerprint(m: &Manifest) -> String {
-    let text = toml_text(m);
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
-fn toml_text(m: &Manifest) -> String {
-    // serde_json is canonical enough for a fingerprint and already a dependency.
-    serde_json::to_string(m).unwrap_or_default()
+    m.fingerprint()
+        .unwrap_or_else(|_| "unavailable".to_string())
 }
 
 fn service_root(service: &str) -> Option<&'static str> {

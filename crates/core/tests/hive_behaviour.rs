@@ -436,7 +436,7 @@ fn oversized_and_multiline_records_are_refused() {
     let mut h = hive();
     let q = queen(&mut h);
     spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#);
-    let big = vec![b'x'; 4097];
+    let big = vec![b'x'; 1024];
     let err = h.append(q, "/worker/worker-1/telemetry", &big).unwrap_err();
     assert_eq!(err.class, ErrorClass::TooBig);
     let err = h

@@ -97,7 +97,8 @@ pub struct WorkersSection {
     /// Bytes kept per worker telemetry ring; oldest records are overwritten.
     /// Allowed: 256..=1048576.
     pub ring_bytes: u32,
-    /// Largest single record appended to a worker ring. Allowed: 64..=65536.
+    /// Largest single record appended to a worker ring; at most `ring_bytes`
+    /// (a record and its newline must fit the ring). Allowed: 64..=65536.
     pub max_record_bytes: u32,
     /// Heartbeat ticks when a spawn gives no budget. Allowed: 1..=1000000000.
     pub default_ticks: u32,
@@ -220,7 +221,7 @@ impl Default for WorkersSection {
             max_workers: 200_000,
             heartbeat_interval_ms: 1000,
             ring_bytes: 1024,
-            max_record_bytes: 4096,
+            max_record_bytes: 1023,
             default_ticks: 1000,
             default_ops: 10_000,
             default_ttl_s: 300,

@@ -119,6 +119,10 @@ const BOUNDS: &[Bound] = &[
 /// Pairs `(key, bound)` where `key` must not exceed `bound`.
 const ORDERED: &[(usize, usize)] = &[
     (
+        index("workers.max_record_bytes"),
+        index("workers.ring_bytes"),
+    ),
+    (
         index("telemetry.record_bytes"),
         index("telemetry.max_segment_bytes"),
     ),
