@@ -164,6 +164,8 @@ pub struct TelemetrySection {
     /// Artifact chunk size (one `coh-ref-c/v1` record per chunk).
     /// Allowed: 65536..=67108864 (64 KiB to 64 MiB).
     pub chunk_bytes: u32,
+    /// Artifact uploads open at once, over all sessions. Allowed: 1..=256.
+    pub max_uploads: u32,
 }
 
 /// `[audit]`: the `/log/queen.log` stream.
@@ -255,6 +257,7 @@ impl Default for TelemetrySection {
             quota_policy: QuotaPolicy::EvictOldest,
             max_artifact_bytes: 4 * 1024 * 1024 * 1024,
             chunk_bytes: 16 * 1024 * 1024,
+            max_uploads: 8,
         }
     }
 }

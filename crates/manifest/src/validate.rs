@@ -112,6 +112,7 @@ const BOUNDS: &[Bound] = &[
     bound!(telemetry.max_device_bytes, 64 * KIB, 1024 * GIB),
     bound!(telemetry.max_artifact_bytes, GIB, 64 * GIB),
     bound!(telemetry.chunk_bytes, 64 * KIB, 64 * MIB),
+    bound!(telemetry.max_uploads, 1, 256),
     bound!(audit.log_ring_bytes, 4 * KIB, 64 * MIB),
     bound!(audit.max_line_bytes, 64, 64 * KIB),
 ];
