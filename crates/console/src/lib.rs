@@ -13,6 +13,7 @@
 
 pub mod ack;
 mod command;
+pub mod ctl;
 mod frame;
 
 pub use ack::{

@@ -112,7 +112,7 @@ pub mod lockout;
 mod reply;
 
 use crate::Shared;
-use cohesix_console::{ack, parse, Command, FrameDecoder, FrameError, Secret};
+use cohesix_console::{ack, ctl, parse, Command, FrameDecoder, FrameError, Secret};
 use cohesix_core::{Credential, SessionId, Transport};
 use cohesix_ninep::{ErrorClass, NsError};
 use lockout::{Failure, Lockouts, Policy};
@@ -704,7 +704,7 @@ impl<'a> Connection<'a> {
     }
 
     fn spawn(&mut self, sid: SessionId, kind: &str, args: &[(String, String)]) {
-        let json = match spawn_json(kind, args) {
+        let json = match ctl::spawn_json(kind, args) {
             Ok(json) => json,
             Err(why) => {
                 let line = ack::err(
@@ -731,7 +731,7 @@ impl<'a> Connection<'a> {
     }
 
     fn kill(&mut self, sid: SessionId, id: &str) {
-        let json = serde_json::json!({ "kill": id }).to_string();
+        let json = ctl::kill_json(id);
         let appended = self
             .shared
             .with_hive(|h| h.append(sid, QUEEN_CTL, json.as_bytes()));
@@ -762,52 +762,6 @@ fn is_telemetry_ctl(path: &str) -> bool {
         .is_some_and(|device| !device.is_empty() && !device.contains('/'))
 }
 
-/// The `/queen/ctl` line for `SPAWN <kind> key=value...`.
-///
-/// `heartbeat` takes `ticks` (required), `ttl_s`, `ops`; `gpu` takes
-/// `gpu_id`, `mem_mb`, `streams`, `ttl_s` and `priority`, checked by the
-/// hive. Numbers must be `u32`; the one string is JSON-quoted.
-fn spawn_json(kind: &str, args: &[(String, String)]) -> Result<String, &'static str> {
-    let number = |value: &str| value.parse::<u32>().map_err(|_| "values must be numbers");
-    let field = |key: &str, value: String| format!("\"{key}\":{value}");
-    match kind {
-        "heartbeat" => {
-            let mut ticks = None;
-            let mut budget = Vec::new();
-            for (key, value) in args {
-                match key.as_str() {
-                    "ticks" => ticks = Some(number(value)?),
-                    "ttl_s" | "ops" => budget.push(field(key, number(value)?.to_string())),
-                    _ => return Err("heartbeat takes ticks= ttl_s= ops="),
-                }
-            }
-            let ticks = ticks.ok_or("heartbeat needs ticks=")?;
-            let mut line = format!("{{\"spawn\":\"heartbeat\",\"ticks\":{ticks}");
-            if !budget.is_empty() {
-                line.push_str(&format!(",\"budget\":{{{}}}", budget.join(",")));
-            }
-            line.push('}');
-            Ok(line)
-        }
-        "gpu" => {
-            let mut lease = Vec::new();
-            for (key, value) in args {
-                let value = match key.as_str() {
-                    "gpu_id" => serde_json::Value::from(value.as_str()).to_string(),
-                    "mem_mb" | "streams" | "ttl_s" | "priority" => number(value)?.to_string(),
-                    _ => return Err("gpu takes gpu_id= mem_mb= streams= ttl_s= priority="),
-                };
-                lease.push(field(key, value));
-            }
-            Ok(format!(
-                "{{\"spawn\":\"gpu\",\"lease\":{{{}}}}}",
-                lease.join(",")
-            ))
-        }
-        _ => Err("spawn heartbeat or gpu"),
-    }
-}
-
 /// The `HELP` listing, one verb per line.
 const HELP: &str = "\
 AUTH <token>
@@ -828,57 +782,6 @@ HELP
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn spawn_heartbeat_becomes_ctl_json() {
-        assert_eq!(
-            spawn_json("heartbeat", &args(&[("ticks", "3")])).as_deref(),
-            Ok(r#"{"spawn":"heartbeat","ticks":3}"#)
-        );
-        assert_eq!(
-            spawn_json(
-                "heartbeat",
-                &args(&[("ticks", "100"), ("ttl_s", "120"), ("ops", "500")])
-            )
-            .as_deref(),
-            Ok(r#"{"spawn":"heartbeat","ticks":100,"budget":{"ttl_s":120,"ops":500}}"#)
-        );
-    }
-
-    #[test]
-    fn spawn_gpu_becomes_a_lease() {
-        let made = spawn_json(
-            "gpu",
-            &args(&[
-                ("gpu_id", "GPU-0"),
-                ("mem_mb", "4096"),
-                ("streams", "2"),
-                ("ttl_s", "120"),
-            ]),
-        );
-        assert_eq!(
-            made.as_deref(),
-            Ok(concat!(
-                r#"{"spawn":"gpu","lease":{"gpu_id":"GPU-0","#,
-                r#""mem_mb":4096,"streams":2,"ttl_s":120}}"#
-            ))
-        );
-    }
-
-    #[test]
-    fn spawn_refuses_bad_arguments() {
-        assert!(spawn_json("heartbeat", &args(&[])).is_err());
-        assert!(spawn_json("heartbeat", &args(&[("ticks", "x")])).is_err());
-        assert!(spawn_json("heartbeat", &args(&[("ticks", "1"), ("mem", "1")])).is_err());
-        assert!(spawn_json("bus", &args(&[("ticks", "1")])).is_err());
-    }
 
     #[test]
     fn telemetry_ctl_paths_are_recognised() {
