@@ -57,11 +57,13 @@ impl Backend for Hive {
         &mut self,
         session: SessionId,
         open: &mut OpenFile,
-        _offset: u64,
+        offset: u64,
         data: &[u8],
     ) -> Result<u32, NsError> {
-        // Append-only: the client's offset is ignored (SURFACES §2).
-        self.write_open(session, open, data).map(|o| o.bytes)
+        // Append-only files ignore the client's offset (SURFACES §2); an
+        // artifact upload checks it (docs/telemetry.md).
+        self.write_open_at(session, open, offset, data)
+            .map(|o| o.bytes)
     }
 
     fn readdir(&mut self, session: SessionId, path: &str) -> Result<Vec<DirEntry>, NsError> {
@@ -75,5 +77,7 @@ impl Backend for Hive {
             .collect())
     }
 
-    fn clunk(&mut self, _session: SessionId, _open: OpenFile) {}
+    fn clunk(&mut self, session: SessionId, open: OpenFile) {
+        self.release_open(session, open);
+    }
 }

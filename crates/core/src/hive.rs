@@ -11,7 +11,7 @@
 
 use crate::audit::Audit;
 use crate::ctl::{self, BudgetSpec, CtlCommand};
-use crate::ingest::Ingest;
+use crate::ingest::{Ingest, IngestFault, IngestOpen, IngestStore, MemIngestStore};
 use crate::lifecycle::{self, Lifecycle, State};
 use crate::node::{self, Dir, File, Node, ProcFile, SessionFile};
 use crate::ring::{Cursor, Ring};
@@ -196,6 +196,8 @@ pub enum OpenFile {
         reply: Vec<u8>,
     },
     Dir,
+    /// A telemetry segment, artifact upload or artifact read-back.
+    Ingest(IngestOpen),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,7 +266,7 @@ impl Hive {
             spawned: 0,
             revoked: 0,
             outstanding: 0,
-            ingest: Ingest::default(),
+            ingest: Ingest::new(&init.manifest.telemetry, Box::new(MemIngestStore::new())),
             manifest: init.manifest,
         };
         hive.lifecycle.online(init.now_ms);
@@ -281,6 +283,21 @@ impl Hive {
             self.sessions.len()
         );
         self.audit_line(&line);
+    }
+
+    /// Puts telemetry ingest on `store` and loads what it holds (the edge
+    /// calls this once at start; until then ingest lives in memory).
+    pub fn set_ingest_store(&mut self, store: Box<dyn IngestStore>) -> Result<(), IngestFault> {
+        let devices = self.ingest.recover(store)?;
+        self.audit_line(&format!("telemetry recovered devices={devices}"));
+        Ok(())
+    }
+
+    /// Writes the audit lines ingest produced (evictions, artifacts).
+    fn flush_ingest_events(&mut self) {
+        for line in self.ingest.take_events() {
+            self.audit_line(&line);
+        }
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -634,9 +651,14 @@ impl Hive {
                 in_shard && self.workers.contains_key(n)
             }
             Node::Dir(Dir::WorkerAlias) => self.manifest.workers.worker_alias,
-            Node::Dir(Dir::Device(_)) | Node::Dir(Dir::DeviceSegs(_)) => false,
-            Node::File(File::DeviceCtl(_)) | Node::File(File::DeviceLatest(_)) => false,
-            Node::File(File::Segment(..)) => false,
+            Node::Dir(Dir::Device(_) | Dir::DeviceSegs(_) | Dir::DeviceArtifacts(_))
+            | Node::File(
+                File::DeviceCtl(_)
+                | File::DeviceLatest(_)
+                | File::Segment(..)
+                | File::ArtifactUpload(_)
+                | File::Artifact(..),
+            ) => self.ingest.node_exists(node),
             _ => true,
         }
     }
@@ -663,6 +685,12 @@ impl Hive {
                     (qid_type::APPEND, 0o100_644, len as u64)
                 }
                 File::QueenLog => (qid_type::APPEND, 0o100_644, self.audit.ring().len() as u64),
+                File::Segment(..) | File::ArtifactUpload(_) => {
+                    (qid_type::APPEND, 0o100_644, self.ingest.size_of(f))
+                }
+                File::DeviceLatest(_) | File::Artifact(..) => {
+                    (qid_type::FILE, 0o100_444, self.ingest.size_of(f))
+                }
                 _ => {
                     let len = self.generate(sid, f).map_or(0, |d| d.len());
                     (qid_type::FILE, 0o100_444, len as u64)
@@ -759,7 +787,9 @@ impl Hive {
                 ids.sort_unstable();
                 ids.into_iter().map(node::worker_name).collect()
             }
-            Dir::Device(_) | Dir::DeviceSegs(_) => Vec::new(),
+            Dir::Device(_) | Dir::DeviceSegs(_) | Dir::DeviceArtifacts(_) => {
+                self.ingest.children(dir)
+            }
         }
     }
 
@@ -819,6 +849,10 @@ impl Hive {
                 path: real,
                 reply: Vec::new(),
             },
+            File::DeviceLatest(d) => OpenFile::Snapshot(self.ingest.latest(&d)?),
+            f @ (File::Segment(..) | File::ArtifactUpload(_) | File::Artifact(..)) => {
+                OpenFile::Ingest(self.ingest.open(&f, mode)?)
+            }
             f => OpenFile::Snapshot(
                 self.generate(sid, &f)
                     .ok_or(NsError::not_found("invalid-path"))?,
@@ -837,6 +871,7 @@ impl Hive {
         out: &mut Vec<u8>,
     ) -> Result<(), NsError> {
         let result = self.read_inner(sid, open, offset, count, out);
+        self.flush_ingest_events();
         result.map_err(|e| self.refuse(Some(sid), "read", "-", e))
     }
 
@@ -881,6 +916,10 @@ impl Hive {
                 self.charge(sid, moved)?;
             }
             OpenFile::Dir => return Err(NsError::invalid("is-a-directory")),
+            OpenFile::Ingest(o) => {
+                self.ingest.read(o, offset, count, out)?;
+                self.charge(sid, out.len() as u64)?;
+            }
         }
         Ok(())
     }
@@ -905,14 +944,39 @@ impl Hive {
         open: &mut OpenFile,
         data: &[u8],
     ) -> Result<AppendOutcome, NsError> {
-        let result = self.write_inner(sid, open, data);
+        let result = self.write_inner(sid, open, None, data);
+        self.flush_ingest_events();
         result.map_err(|e| self.refuse(Some(sid), "append", "-", e))
+    }
+
+    /// Writes at a client's offset (9P `Twrite`). Append-only files ignore
+    /// it; an artifact upload requires it to be the bytes received so far.
+    pub fn write_open_at(
+        &mut self,
+        sid: SessionId,
+        open: &mut OpenFile,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<AppendOutcome, NsError> {
+        let result = self.write_inner(sid, open, Some(offset), data);
+        self.flush_ingest_events();
+        result.map_err(|e| self.refuse(Some(sid), "append", "-", e))
+    }
+
+    /// Releases an open file (9P `Tclunk`, or the end of a path-level
+    /// operation): an artifact upload that was not committed is discarded.
+    pub fn release_open(&mut self, _sid: SessionId, open: OpenFile) {
+        if let OpenFile::Ingest(o) = open {
+            self.ingest.release(o);
+            self.flush_ingest_events();
+        }
     }
 
     fn write_inner(
         &mut self,
         sid: SessionId,
         open: &mut OpenFile,
+        offset: Option<u64>,
         data: &[u8],
     ) -> Result<AppendOutcome, NsError> {
         self.alive(sid)?;
@@ -935,6 +999,10 @@ impl Hive {
                 }
                 outcome
             }
+            OpenFile::Ingest(o) => AppendOutcome {
+                bytes: self.ingest.write(o, offset, data)?,
+                reply: None,
+            },
             _ => return Err(NsError::permission("read-only")),
         };
         self.charge(sid, data.len() as u64)?;
@@ -949,7 +1017,9 @@ impl Hive {
         data: &[u8],
     ) -> Result<AppendOutcome, NsError> {
         let mut open = self.open_path(sid, path, OpenMode::Write)?;
-        self.write_open(sid, &mut open, data)
+        let outcome = self.write_open(sid, &mut open, data);
+        self.release_open(sid, open);
+        outcome
     }
 
     /// Path-level read of a whole file, at most `max` bytes.
@@ -1065,7 +1135,16 @@ impl Hive {
                     reply: Some(format!("state={to}")),
                 })
             }
-            _ => Err(self.ingest.unknown_device()),
+            _ => {
+                let Some(Node::File(File::DeviceCtl(device))) = node::parse(path) else {
+                    return Err(self.ingest.unknown_device());
+                };
+                let seg = self.ingest.ctl(&device, data, self.now_ms)?;
+                Ok(AppendOutcome {
+                    bytes,
+                    reply: Some(seg),
+                })
+            }
         }
     }
 
@@ -1328,11 +1407,11 @@ impl Hive {
                     draining
                 )
             }
-            ProcFile::IngestP50 => format!("p50_ms={}", self.ingest.p50_ms),
-            ProcFile::IngestP95 => format!("p95_ms={}", self.ingest.p95_ms),
+            ProcFile::IngestP50 => format!("p50_ms={}", self.ingest.p50_ms()),
+            ProcFile::IngestP95 => format!("p95_ms={}", self.ingest.p95_ms()),
             ProcFile::IngestBackpressure => format!("backpressure={}", self.ingest.backpressure),
             ProcFile::IngestDropped => format!("dropped={}", self.ingest.dropped),
-            ProcFile::IngestQueued => format!("queued={}", self.ingest.queued),
+            ProcFile::IngestQueued => format!("queued={}", self.ingest.queued()),
             ProcFile::RootReachable => "reachable=yes".to_string(),
             ProcFile::RootLastSeen => format!("last_seen_ms={}", self.now_ms),
             ProcFile::RootCutReason => "cut_reason=none".to_string(),
@@ -1471,7 +1550,8 @@ fn may_append(session: &Session, file: &File) -> bool {
         | File::LifecycleCtl
         | File::QueenLog
         | File::DeviceCtl(_)
-        | File::Segment(..) => session.role == Role::Queen,
+        | File::Segment(..)
+        | File::ArtifactUpload(_) => session.role == Role::Queen,
         _ => false,
     }
 }

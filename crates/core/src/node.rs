@@ -56,6 +56,8 @@ pub enum Dir {
     /// `/queen/telemetry/<device>` and `/queen/telemetry/<device>/seg`.
     Device(String),
     DeviceSegs(String),
+    /// `/queen/telemetry/<device>/artifacts` (walk to an artifact id).
+    DeviceArtifacts(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -69,6 +71,10 @@ pub enum File {
     DeviceCtl(String),
     DeviceLatest(String),
     Segment(String, String),
+    /// `/queen/telemetry/<device>/artifact`: streams an artifact in.
+    ArtifactUpload(String),
+    /// `/queen/telemetry/<device>/artifacts/<id>`: streams it back, verified.
+    Artifact(String, String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -209,6 +215,15 @@ pub fn parse(path: &str) -> Option<Node> {
         }
         ["queen", "telemetry", dev, "seg", seg] if valid_device_id(dev) => {
             Node::File(File::Segment(dev.to_string(), seg.to_string()))
+        }
+        ["queen", "telemetry", dev, "artifact"] if valid_device_id(dev) => {
+            Node::File(File::ArtifactUpload(dev.to_string()))
+        }
+        ["queen", "telemetry", dev, "artifacts"] if valid_device_id(dev) => {
+            Node::Dir(Dir::DeviceArtifacts(dev.to_string()))
+        }
+        ["queen", "telemetry", dev, "artifacts", id] if valid_device_id(dev) => {
+            Node::File(File::Artifact(dev.to_string(), id.to_string()))
         }
         ["shard"] => Node::Dir(Dir::Shard),
         ["shard", label] => Node::Dir(Dir::ShardLabel(parse_shard_label(label)?)),
