@@ -153,8 +153,13 @@ enum Opened<O> {
         mode: OpenMode,
     },
     /// Directories are listed by the engine from one backend snapshot.
+    /// `Tlopen` takes the first one, so a directory the session may walk
+    /// but not list is refused at open(2), where every tool reports it,
+    /// and not at getdents(2), where some (busybox `ls`) print nothing.
     Dir {
         listing: Option<Vec<DirEntry>>,
+        /// The snapshot is the one `Tlopen` took and no readdir used yet.
+        from_open: bool,
     },
 }
 
@@ -521,7 +526,11 @@ impl<B: Backend> Session<B> {
             if mode.writes() {
                 return Err(Refusal::is_dir());
             }
-            Opened::Dir { listing: None }
+            let listing = b.readdir(session, &node.path).map_err(Refusal::backend)?;
+            Opened::Dir {
+                listing: Some(listing),
+                from_open: true,
+            }
         } else {
             let open = b
                 .open(session, &node.path, mode)
@@ -590,15 +599,16 @@ impl<B: Backend> Session<B> {
     fn readdir(&mut self, b: &mut B, fid: u32, offset: u64, count: u32) -> Reply {
         let session = self.session_of(fid)?;
         let node = self.node_mut(fid)?;
-        let listing = match &mut node.open {
+        let (listing, from_open) = match &mut node.open {
             Opened::No => return Err(Refusal::invalid("not-open")),
             Opened::File { .. } => return Err(Refusal::not_dir()),
-            Opened::Dir { listing } => listing,
+            Opened::Dir { listing, from_open } => (listing, core::mem::take(from_open)),
         };
 
-        // Offset 0 starts a fresh listing; later cookies page through the
-        // snapshot taken then, so entries never shift under a reader.
-        if offset == 0 || listing.is_none() {
+        // Offset 0 starts a fresh listing (the first one reuses the snapshot
+        // `Tlopen` just took); later cookies page through the snapshot taken
+        // then, so entries never shift under a reader.
+        if (offset == 0 && !from_open) || listing.is_none() {
             *listing = Some(b.readdir(session, &node.path).map_err(Refusal::backend)?);
         }
         let entries = listing.as_deref().unwrap_or(&[]);

@@ -999,3 +999,134 @@ fn version_tag_is_echoed() {
     let (reply, _) = rig.raw(&frame);
     assert_eq!(reply.map(|m| m.tag), Some(NOTAG));
 }
+
+#[test]
+fn rewinding_a_directory_takes_a_fresh_listing() {
+    let mut rig = Rig::new();
+    rig.open(2, &["many"], 0);
+    assert_eq!(
+        rig.backend.stats().readdirs,
+        1,
+        "Tlopen takes the first snapshot"
+    );
+    let page = Body::Treaddir {
+        fid: 2,
+        offset: 0,
+        count: 8192,
+    };
+    assert_eq!(names(&rig.ok(page.clone())).len(), 40);
+    assert_eq!(rig.backend.stats().readdirs, 1, "the first read uses it");
+    rig.backend.file("/many/late", b"x");
+    assert_eq!(names(&rig.ok(page)).len(), 41);
+    assert_eq!(rig.backend.stats().readdirs, 2, "a rewind lists again");
+}
+
+/// The in-memory tree, except that `/a` may be walked but not listed (as a
+/// hive shows a worker the directories above its own telemetry).
+struct WalkOnly(MemBackend);
+
+impl Backend for WalkOnly {
+    type Session = u32;
+    type Open = crate::mem::MemOpen;
+
+    fn attach(&mut self, req: AttachRequest<'_>) -> Result<u32, NsError> {
+        self.0.attach(req)
+    }
+    fn detach(&mut self, session: u32) {
+        self.0.detach(session)
+    }
+    fn stat(&mut self, session: u32, path: &str) -> Result<NodeStat, NsError> {
+        self.0.stat(session, path)
+    }
+    fn open(&mut self, session: u32, path: &str, mode: OpenMode) -> Result<Self::Open, NsError> {
+        self.0.open(session, path, mode)
+    }
+    fn read(
+        &mut self,
+        session: u32,
+        open: &mut Self::Open,
+        offset: u64,
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), NsError> {
+        self.0.read(session, open, offset, count, out)
+    }
+    fn write(
+        &mut self,
+        session: u32,
+        open: &mut Self::Open,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<u32, NsError> {
+        self.0.write(session, open, offset, data)
+    }
+    fn readdir(&mut self, session: u32, path: &str) -> Result<Vec<DirEntry>, NsError> {
+        if path == "/a" {
+            return Err(NsError::permission("not-listable"));
+        }
+        self.0.readdir(session, path)
+    }
+    fn clunk(&mut self, session: u32, open: Self::Open) {
+        self.0.clunk(session, open)
+    }
+}
+
+/// Regression (tests/v9fs): busybox `ls` of a directory the role may walk
+/// but not list printed nothing and exited 0, because `Tlopen` succeeded
+/// and only `Treaddir` was refused. The refusal now comes at `Tlopen`.
+#[test]
+fn a_directory_that_cannot_be_listed_is_refused_at_open() {
+    let mut session = Session::new(Limits::default());
+    let mut backend = WalkOnly(tree());
+    let mut call = |body: Body| {
+        let mut frame = Vec::new();
+        encode(&Message::new(7, body), &mut frame).expect("test frame encodes");
+        let mut out = Vec::new();
+        let outcome = session.handle(&mut backend, &frame, &mut out);
+        (
+            decode(&out).expect("the engine's reply decodes").body,
+            outcome,
+        )
+    };
+    call(Body::Tversion {
+        msize: 8192,
+        version: "9P2000.L".into(),
+    });
+    let (_, outcome) = call(attach(ROOT, NOFID, "queen", ""));
+    assert_eq!(outcome.refusal, None);
+    let walk = |newfid: u32, names: &[&str]| Body::Twalk {
+        fid: ROOT,
+        newfid,
+        wnames: names.iter().map(|n| n.to_string()).collect(),
+    };
+
+    let (_, outcome) = call(walk(2, &["a"]));
+    assert_eq!(outcome.refusal, None, "walking to it is allowed");
+    let (reply, outcome) = call(Body::Tlopen { fid: 2, flags: 0 });
+    assert_eq!(
+        reply,
+        Body::Rlerror {
+            ecode: errno::EACCES
+        }
+    );
+    let refusal = outcome.refusal.expect("a refusal");
+    assert_eq!(
+        (refusal.class, refusal.detail),
+        (ErrorClass::Permission, "not-listable")
+    );
+    let (_, outcome) = call(Body::Treaddir {
+        fid: 2,
+        offset: 0,
+        count: 8192,
+    });
+    assert_eq!(
+        outcome.refusal.map(|r| r.detail),
+        Some("not-open"),
+        "the fid stayed unopened"
+    );
+
+    let (_, outcome) = call(walk(3, &["a", "b"]));
+    assert_eq!(outcome.refusal, None, "walking through it still works");
+    let (_, outcome) = call(Body::Tlopen { fid: 3, flags: 0 });
+    assert_eq!(outcome.refusal, None, "a listable directory below it opens");
+}
