@@ -166,6 +166,16 @@ if out=$(timeout $T mount -t 9p -o "$OPTS,uname=worker-heartbeat,aname=$WORKER_T
         fail worker-ctl-denied "wrong error: $(echo "$out" | flat)"
     fi
 
+    # A worker walks to its own files but may not list the tree above them;
+    # the refusal must reach ls (at open), not vanish into an empty listing.
+    if out=$(timeout $T ls /mnt/w 2>&1); then
+        fail worker-ls-denied "ls / succeeded: '$(echo "$out" | flat)'"
+    elif denied "$out"; then
+        pass worker-ls-denied "$(echo "$out" | flat)"
+    else
+        fail worker-ls-denied "wrong error: $(echo "$out" | flat)"
+    fi
+
     if out=$(timeout $T cat /mnt/w/worker/worker-2/telemetry 2>&1); then
         fail worker-other-denied "read worker-2 telemetry: $(echo "$out" | tail -n 1 | flat)"
     else
