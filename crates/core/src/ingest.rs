@@ -861,13 +861,14 @@ impl Ingest {
         Err(missing)
     }
 
-    /// Serves artifact bytes at `offset`, at most to the end of the chunk
-    /// holding it. A chunk is verified (length and sha256) before its first
-    /// byte is served; a chunk that fails is an error, every time.
+    /// Serves artifact bytes from `offset`, up to `count`, across chunk
+    /// boundaries (a short read means the end). A chunk is verified
+    /// (length and sha256) before its first byte is served; a chunk that
+    /// fails is an error, every time, and nothing of it is served.
     fn read_artifact(
         &mut self,
         r: &mut ArtifactReader,
-        offset: u64,
+        mut offset: u64,
         count: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), NsError> {
@@ -877,15 +878,25 @@ impl Ingest {
             .and_then(|d| d.segments.get(&r.seg))
             .map(|s| s.records)
             .ok_or(NsError::not_found("no-such-artifact"))?;
-        if !r.chunk.is_some_and(|c| offset >= c.off) {
+        let behind = match r.chunk {
+            Some(c) => offset < c.off,
+            None => true, // past the end: a read behind it starts over
+        };
+        if behind {
             r.chunk = Some(r.first);
             r.next = r.after_first;
             r.verified = false;
         }
-        for _ in 0..=records {
+        let start = out.len();
+        // Each pass serves from one chunk or moves to the next record.
+        for _ in 0..=records.saturating_mul(2) {
+            let want = count - (out.len() - start);
             let Some(c) = r.chunk else {
-                return Ok(()); // past the end
+                break; // past the end
             };
+            if want == 0 {
+                break;
+            }
             if offset >= c.off + c.len {
                 self.next_chunk(r, c)?;
                 continue;
@@ -895,8 +906,11 @@ impl Ingest {
                 r.verified = true;
             }
             let at = offset - c.off;
-            let n = (c.len - at).min(count as u64) as usize;
-            return self.store.chunk_read(&c, at, n, out).map_err(chunk_error);
+            let n = (c.len - at).min(want as u64) as usize;
+            self.store
+                .chunk_read(&c, at, n, out)
+                .map_err(chunk_error)?;
+            offset += n as u64;
         }
         Ok(())
     }

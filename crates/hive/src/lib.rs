@@ -6,6 +6,7 @@
 //! behind one mutex; every transport drives it through the same calls.
 
 pub mod console;
+pub mod ingest_store;
 pub mod ninep;
 pub mod secrets;
 pub mod store;
@@ -140,7 +141,7 @@ pub async fn start(config: HiveConfig) -> anyhow::Result<RunningHive> {
         ),
     };
 
-    let hive = Hive::new(HiveInit {
+    let mut hive = Hive::new(HiveInit {
         manifest: config.manifest.clone(),
         manifest_name: config.manifest_name.clone(),
         secrets: secrets.to_core(),
@@ -148,6 +149,10 @@ pub async fn start(config: HiveConfig) -> anyhow::Result<RunningHive> {
         store: Box::new(store),
         now_ms: now_ms(),
     });
+    let telemetry_dir = config.data_dir.join("telemetry");
+    let ingest = ingest_store::DiskIngest::open(&telemetry_dir)?;
+    hive.set_ingest_store(Box::new(ingest))
+        .map_err(|e| anyhow::anyhow!("cannot recover telemetry: {e}"))?;
     let (shutdown, _) = watch::channel(false);
     let shared = Arc::new(Shared {
         hive: Mutex::new(hive),

@@ -231,7 +231,10 @@ impl IngestStore for MemIngestStore {
         let mut out: Vec<DeviceImage> = Vec::new();
         let keys: Vec<(String, u64)> = s.segments.keys().cloned().collect();
         for (i, (device, seg)) in keys.iter().enumerate() {
-            let newest = !keys.get(i + 1).is_some_and(|(d, _)| d == device);
+            let newest = match keys.get(i + 1) {
+                Some((d, _)) => d != device,
+                None => true,
+            };
             let m = s
                 .segments
                 .get_mut(&(device.clone(), *seg))
