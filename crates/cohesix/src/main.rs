@@ -3,6 +3,7 @@
 //! A thin binary: argument parsing, logging set-up and printing. The hive
 //! lives in `cohesix-hive` (edge) and `cohesix-core` (state machine).
 
+mod bench;
 mod up;
 
 use anyhow::{bail, Context};
@@ -37,6 +38,9 @@ enum Command {
     /// Inspect or check a manifest.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Benchmarks that leave dated evidence under bench/results/.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Args)]
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(args),
         Command::Ticket(args) => mint(&args),
         Command::Manifest(cmd) => manifest(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
