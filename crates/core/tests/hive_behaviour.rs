@@ -449,3 +449,18 @@ fn oversized_and_multiline_records_are_refused() {
     assert_eq!(err.class, ErrorClass::Invalid);
     assert_eq!(text(&mut h, q, "/worker/worker-1/telemetry"), "");
 }
+
+#[test]
+fn empty_uname_takes_the_role_from_the_ticket() {
+    use cohesix_ninep::{AttachRequest, Backend};
+    let mut h = hive();
+    let t = ticket(Role::Queen, None, T0 + 1000);
+    let req = AttachRequest {
+        uname: "",
+        aname: &t,
+        auth: None,
+        n_uname: 0,
+    };
+    let sid = Backend::attach(&mut h, req).expect("attach");
+    assert_eq!(h.session_role(sid), Some(Role::Queen));
+}

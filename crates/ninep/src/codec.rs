@@ -207,7 +207,26 @@ fn encode_body(body: &Body, out: &mut Vec<u8>) -> Result<(), EncodeError> {
             put_u32(out, *fid);
             put_u32(out, *datasync);
         }
-        Body::Rflush | Body::Rclunk | Body::Rremove | Body::Rfsync => {}
+        Body::Tsetattr {
+            fid,
+            valid,
+            mode,
+            uid,
+            gid,
+            size,
+            atime_sec,
+            atime_nsec,
+            mtime_sec,
+            mtime_nsec,
+        } => {
+            for v in [fid, valid, mode, uid, gid] {
+                put_u32(out, *v);
+            }
+            for v in [size, atime_sec, atime_nsec, mtime_sec, mtime_nsec] {
+                put_u64(out, *v);
+            }
+        }
+        Body::Rflush | Body::Rclunk | Body::Rremove | Body::Rfsync | Body::Rsetattr => {}
         Body::Unsupported { .. } => {}
     }
     Ok(())
@@ -449,6 +468,19 @@ fn decode_body(t: u8, r: &mut Reader<'_>) -> Result<Body, DecodeErrorKind> {
             datasync: r.optional_u32(),
         },
         ty::RFSYNC => Body::Rfsync,
+        ty::TSETATTR => Body::Tsetattr {
+            fid: r.u32("fid")?,
+            valid: r.u32("valid")?,
+            mode: r.u32("mode")?,
+            uid: r.u32("uid")?,
+            gid: r.u32("gid")?,
+            size: r.u64("size")?,
+            atime_sec: r.u64("atime_sec")?,
+            atime_nsec: r.u64("atime_nsec")?,
+            mtime_sec: r.u64("mtime_sec")?,
+            mtime_nsec: r.u64("mtime_nsec")?,
+        },
+        ty::RSETATTR => Body::Rsetattr,
         other => {
             // Refused by type alone, so the body is never looked at.
             r.rest = &[];

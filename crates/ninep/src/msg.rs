@@ -59,6 +59,7 @@ pub mod ty {
     pub const TGETATTR: u8 = 24;
     pub const RGETATTR: u8 = 25;
     pub const TSETATTR: u8 = 26;
+    pub const RSETATTR: u8 = 27;
     pub const TXATTRWALK: u8 = 30;
     pub const TXATTRCREATE: u8 = 32;
     pub const TREADDIR: u8 = 40;
@@ -272,6 +273,22 @@ pub enum Body {
         datasync: u32,
     },
     Rfsync,
+    /// Only `valid` and `size` matter to the hive: the engine accepts a
+    /// truncate-to-zero of an append-only file (what `echo x > ctl` sends)
+    /// as a no-op and refuses every other change.
+    Tsetattr {
+        fid: u32,
+        valid: u32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        size: u64,
+        atime_sec: u64,
+        atime_nsec: u64,
+        mtime_sec: u64,
+        mtime_nsec: u64,
+    },
+    Rsetattr,
     /// Any other type number; the body was skipped, not parsed.
     Unsupported {
         ty: u8,
@@ -311,6 +328,8 @@ impl Body {
             Body::Rstatfs { .. } => ty::RSTATFS,
             Body::Tfsync { .. } => ty::TFSYNC,
             Body::Rfsync => ty::RFSYNC,
+            Body::Tsetattr { .. } => ty::TSETATTR,
+            Body::Rsetattr => ty::RSETATTR,
             Body::Unsupported { ty } => *ty,
         }
     }

@@ -315,6 +315,9 @@ impl<B: Backend> Session<B> {
             Body::Tclunk { fid } => self.clunk(b, fid).map(|()| Body::Rclunk),
             Body::Tremove { fid } => self.remove(b, fid),
             Body::Tfsync { fid, .. } => self.fsync(fid),
+            Body::Tsetattr {
+                fid, valid, size, ..
+            } => self.setattr(fid, valid, size),
             other => Err(refuse_type(other.ty())),
         };
         match reply {
@@ -682,6 +685,24 @@ impl<B: Backend> Session<B> {
             Opened::No => Err(Refusal::invalid("not-open")),
             _ => Ok(Body::Rfsync),
         }
+    }
+
+    /// Accepts only a truncate-to-zero (with time updates) of an append-only
+    /// file: shells send it for `echo x > ctl`, and an append-only file has
+    /// nothing to truncate. Every other attribute change is refused.
+    fn setattr(&self, fid: u32, valid: u32, size: u64) -> Reply {
+        const SIZE: u32 = 0x8;
+        const TIMES: u32 = 0x10 | 0x20 | 0x40 | 0x80 | 0x100;
+        let node = self.node(fid)?;
+        let truncate_only = valid & !(SIZE | TIMES) == 0 && (valid & SIZE == 0 || size == 0);
+        if node.qid.ty & qid_type::APPEND != 0 && truncate_only {
+            return Ok(Body::Rsetattr);
+        }
+        Err(Refusal::engine(
+            ErrorClass::Permission,
+            errno::EPERM,
+            "setattr-refused",
+        ))
     }
 
     fn check_new_fid(&self, fid: u32) -> Result<(), Refusal> {

@@ -149,6 +149,32 @@ fn body() -> impl Strategy<Value = Body> {
         statfs().prop_map(|statfs| Body::Rstatfs { statfs }),
         (u(), u()).prop_map(|(fid, datasync)| Body::Tfsync { fid, datasync }),
         Just(Body::Rfsync),
+        (
+            u(),
+            u(),
+            u(),
+            u(),
+            u(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(fid, valid, mode, uid, gid, size, a, b, c)| Body::Tsetattr {
+                    fid,
+                    valid,
+                    mode,
+                    uid,
+                    gid,
+                    size,
+                    atime_sec: a,
+                    atime_nsec: b,
+                    mtime_sec: c,
+                    mtime_nsec: a ^ c,
+                }
+            ),
+        Just(Body::Rsetattr),
         unsupported_ty().prop_map(|ty| Body::Unsupported { ty }),
     ]
 }
@@ -196,7 +222,7 @@ proptest! {
             prop_assert!(len >= 7);
             let cuttable = matches!(
                 decoded.body,
-                Body::Rflush | Body::Rclunk | Body::Rremove | Body::Rfsync
+                Body::Rflush | Body::Rclunk | Body::Rremove | Body::Rfsync | Body::Rsetattr
                     | Body::Unsupported { .. } | Body::Tfsync { datasync: 0, .. }
             );
             prop_assert!(cuttable, "{:?}", decoded);

@@ -868,7 +868,6 @@ fn remove_is_refused_and_clunks_the_fid() {
 #[test]
 fn unserved_types_get_their_errno() {
     let cases = [
-        (ty::TSETATTR, errno::EPERM),
         (ty::TXATTRWALK, errno::EOPNOTSUPP),
         (ty::TXATTRCREATE, errno::EOPNOTSUPP),
         (ty::TLOCK, errno::EOPNOTSUPP),
@@ -1129,4 +1128,38 @@ fn a_directory_that_cannot_be_listed_is_refused_at_open() {
     assert_eq!(outcome.refusal, None, "walking through it still works");
     let (_, outcome) = call(Body::Tlopen { fid: 3, flags: 0 });
     assert_eq!(outcome.refusal, None, "a listable directory below it opens");
+}
+
+fn setattr(fid: u32, valid: u32, size: u64) -> Body {
+    Body::Tsetattr {
+        fid,
+        valid,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        size,
+        atime_sec: 0,
+        atime_nsec: 0,
+        mtime_sec: 0,
+        mtime_nsec: 0,
+    }
+}
+
+#[test]
+fn truncating_an_append_only_file_is_a_no_op() {
+    // `echo x > ctl` sends SIZE|MTIME|CTIME with size 0 before writing.
+    let mut rig = Rig::new();
+    rig.walk(ROOT, 2, &["log", "queen.log"]);
+    assert_eq!(rig.ok(setattr(2, 0x8 | 0x20 | 0x40, 0)), Body::Rsetattr);
+    let r = rig.refused(setattr(2, 0x8, 5));
+    assert_eq!((r.errno, r.detail), (errno::EPERM, "setattr-refused"));
+    let r = rig.refused(setattr(2, 0x1, 0));
+    assert_eq!(r.errno, errno::EPERM);
+}
+
+#[test]
+fn setattr_of_a_regular_file_is_refused() {
+    let mut rig = Rig::new();
+    rig.walk(ROOT, 2, &["proc", "boot"]);
+    assert_eq!(rig.refused(setattr(2, 0x8, 0)).errno, errno::EPERM);
 }
