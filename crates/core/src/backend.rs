@@ -17,12 +17,13 @@ impl Backend for Hive {
             })?,
             None => req.aname,
         };
-        Hive::attach(
-            self,
-            req.uname,
-            Credential::Ticket(ticket),
-            Transport::NineP,
-        )
+        // Linux's v9fs in its default access modes attaches once per local
+        // user with an empty uname; the signed ticket then names the role.
+        let role = match req.uname {
+            "" => cohesix_ticket::peek_role(ticket.trim()).map_or("", |r| r.as_str()),
+            uname => uname,
+        };
+        Hive::attach(self, role, Credential::Ticket(ticket), Transport::NineP)
     }
 
     fn detach(&mut self, session: SessionId) {
