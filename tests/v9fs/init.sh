@@ -13,7 +13,9 @@ exec </dev/console >/dev/console 2>&1
 
 HOST=@HOST@
 PORT=@PORT@
-OPTS="trans=tcp,port=$PORT,version=9p2000.L,msize=@MSIZE@,access=@ACCESS@"
+OPTS="trans=tcp,port=$PORT,version=9p2000.L,msize=@MSIZE@"
+ACCESS="@ACCESS@"   # empty: the kernel's default access mode
+[ -n "$ACCESS" ] && OPTS="$OPTS,access=$ACCESS"
 QUEEN_TICKET=@QUEEN_TICKET@
 WORKER_TICKET=@WORKER_TICKET@
 T=15   # seconds any single 9P-touching command may take
@@ -135,6 +137,13 @@ if out=$( (timeout $T sh -c 'echo "{\"spawn\":\"heartbeat\",\"ticks\":5}" >> /mn
 else
     fail spawn "$(echo "$out" | flat)"
     fail spawn-listed "no spawn"
+fi
+
+# `>` truncates first (Tsetattr size=0), which append-only files accept.
+if out=$( (timeout $T sh -c 'echo "{\"spawn\":\"heartbeat\",\"ticks\":5}" > /mnt/q/queen/ctl') 2>&1); then
+    pass spawn-truncating-redirect "echo > /queen/ctl accepted"
+else
+    fail spawn-truncating-redirect "$(echo "$out" | flat)"
 fi
 
 # ---- worker mount (worker-heartbeat, subject worker-1) ----

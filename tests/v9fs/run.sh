@@ -13,7 +13,7 @@
 #   V9FS_TIMEOUT      seconds QEMU may run (default 120)
 #   V9FS_KEEP         1: keep the work dir (serial log, hive log, initramfs)
 #   V9FS_HIVE_LOG     COHESIX_LOG filter for the hive (default info)
-#   V9FS_ACCESS       v9fs access= option (default any)
+#   V9FS_ACCESS       v9fs access= option (default: none, the kernel's default)
 #   V9FS_INIT         guest /init template (default tests/v9fs/init.sh)
 #   CARGO             cargo binary (default cargo)
 set -euo pipefail
@@ -22,7 +22,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cache_root="$root/target/v9fs-cache"
 qemu_timeout="${V9FS_TIMEOUT:-120}"
-access="${V9FS_ACCESS:-any}"
+access="${V9FS_ACCESS-}"
 msize=8192
 guest_host=10.0.2.100
 
