@@ -118,9 +118,9 @@ impl Completion {
             let mut shell = self.shell.lock().await;
             shell.transport.names(dir).await
         };
-        self.runtime
-            .block_on(tokio::time::timeout(COMPLETION_TIMEOUT, listing))
-            .unwrap_or_default()
+        // The timer must be made inside the runtime, hence the async block.
+        let bounded = async { tokio::time::timeout(COMPLETION_TIMEOUT, listing).await };
+        self.runtime.block_on(bounded).unwrap_or_default()
     }
 }
 
