@@ -5,7 +5,7 @@
 //! script on a non-terminal standard input, or the interactive prompt
 //! ([`repl`]). Commands are parsed by [`command`], executed by [`shell`]
 //! over a [`transport`]: the TCP console ([`tcp`]), Secure9P ([`ninep`]) or
-//! REST (not available yet). `.coh` scripts are [`script`].
+//! REST through `hive-gateway` ([`rest`]). `.coh` scripts are [`script`].
 //!
 //! Exit codes: [`exit::OK`] on success, [`exit::FAILED`] when a command or
 //! script failed, [`exit::USAGE`] for a bad command line.
@@ -15,6 +15,7 @@ pub mod command;
 pub mod mint;
 pub mod ninep;
 pub mod repl;
+pub mod rest;
 pub mod script;
 pub mod shell;
 pub mod tcp;
@@ -91,7 +92,10 @@ pub fn transport(cli: &Cli) -> Transport {
             Transport::Tcp(tcp::TcpConsole::new(options))
         }
         TransportKind::NineP => Transport::NineP(ninep::NinePConsole::new(cli.ninep_addr.clone())),
-        TransportKind::Rest => Transport::Rest,
+        TransportKind::Rest => Transport::Rest(rest::RestConsole::new(
+            cli.rest_url.as_deref(),
+            cli.rest_auth_token.clone(),
+        )),
     }
 }
 

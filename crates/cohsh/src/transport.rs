@@ -3,9 +3,11 @@
 //! content lines), so the shell prints the same thing over every transport.
 //!
 //! `tcp` is the line console ([`crate::tcp`]), `9p` goes through
-//! `cohesix-client` ([`crate::ninep`]) and `rest` is not available yet.
+//! `cohesix-client` ([`crate::ninep`]) and `rest` through `hive-gateway`
+//! ([`crate::rest`]).
 
 use crate::ninep::NinePConsole;
+use crate::rest::RestConsole;
 use crate::tcp::TcpConsole;
 use std::time::Duration;
 
@@ -159,8 +161,7 @@ pub enum TransportError {
 pub enum Transport {
     Tcp(TcpConsole),
     NineP(NinePConsole),
-    /// The REST gateway is being built; every request fails.
-    Rest,
+    Rest(RestConsole),
 }
 
 impl Transport {
@@ -168,7 +169,7 @@ impl Transport {
         match self {
             Transport::Tcp(t) => t.request(request).await,
             Transport::NineP(t) => t.request(request).await,
-            Transport::Rest => Err(TransportError::Unavailable("rest")),
+            Transport::Rest(t) => t.request(request).await,
         }
     }
 
