@@ -11,7 +11,7 @@ pub enum TransportKind {
     /// Secure9P through cohesix-client (default port 5640).
     #[value(name = "9p")]
     NineP,
-    /// The REST gateway (not available yet).
+    /// The REST gateway, hive-gateway (--rest-url, --rest-auth-token).
     Rest,
 }
 

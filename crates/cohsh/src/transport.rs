@@ -151,8 +151,6 @@ pub enum TransportError {
     NoToken,
     #[error("transport 9p needs a ticket: pass --ticket or `attach <role> <ticket>`")]
     NeedTicket,
-    #[error("transport {0}: not available yet")]
-    Unavailable(&'static str),
     #[error("9p: {0}")]
     Client(#[from] cohesix_client::Error),
 }

@@ -220,7 +220,7 @@ fn check_accepts_the_shipped_scripts_and_names_broken_lines() {
 }
 
 #[test]
-fn usage_errors_exit_2_and_unavailable_transports_exit_1() {
+fn usage_errors_exit_2_and_an_unreachable_hive_exits_1() {
     let out = run({
         let mut c = Command::new(COHSH);
         c.args(["--transport", "udp"]);
@@ -228,14 +228,21 @@ fn usage_errors_exit_2_and_unavailable_transports_exit_1() {
     });
     assert_eq!(out.status.code(), Some(2));
 
+    // No gateway listening: the script cannot attach and exits 1.
     let out = run({
         let mut c = Command::new(COHSH);
-        c.args(["--transport", "rest", "--script"]);
+        c.args(["--transport", "rest", "--rest-url", "http://127.0.0.1:1"]);
+        c.args(["--rest-auth-token", "t", "--script"]);
         c.arg(script("spawn_kill.coh"));
         c
     });
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("Error: transport rest: not available yet"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("Error: cannot connect to 127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("could not attach as queen"), "{stderr}");
 }
 
 #[test]
