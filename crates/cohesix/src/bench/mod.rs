@@ -10,7 +10,9 @@ mod child;
 mod evidence;
 mod procfs;
 mod reads;
+mod report;
 mod scale;
+mod simulate;
 
 use clap::Subcommand;
 
@@ -21,11 +23,17 @@ pub enum BenchCommand {
     Scale(scale::ScaleArgs),
     /// Small 9P reads from many sessions against a hive and diod, side by side.
     Reads(reads::ReadsArgs),
+    /// The REST workload of BENCHMARKS.md §2: workers, ramps, telemetry.
+    Simulate(Box<simulate::SimulateArgs>),
+    /// Rewrite BENCHMARKS.md's tables from the kept simulate results.
+    Report(report::ReportArgs),
 }
 
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Scale(args) => scale::run(args),
         BenchCommand::Reads(args) => reads::run(args),
+        BenchCommand::Simulate(args) => simulate::run(*args),
+        BenchCommand::Report(args) => report::run(args),
     }
 }
