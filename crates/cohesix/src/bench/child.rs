@@ -84,7 +84,7 @@ impl Drop for ChildGuard {
 }
 
 /// Starts `cmd` so that it dies with this process, and guards it.
-fn spawn_guarded(name: &'static str, mut cmd: Command) -> anyhow::Result<ChildGuard> {
+pub(super) fn spawn_guarded(name: &'static str, mut cmd: Command) -> anyhow::Result<ChildGuard> {
     // SAFETY: the closure runs in the forked child before exec and only
     // calls prctl(2), which is async-signal-safe.
     unsafe {
@@ -280,12 +280,12 @@ pub fn start_diod(program: &Path) -> anyhow::Result<DiodChild> {
 /// command line, so there is a short window in which another process could
 /// take it; start-up then fails loudly rather than measuring the wrong
 /// server.
-fn free_loopback_port() -> anyhow::Result<SocketAddr> {
+pub(super) fn free_loopback_port() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
     Ok(listener.local_addr()?)
 }
 
-fn log_tail(path: &Path) -> String {
+pub(super) fn log_tail(path: &Path) -> String {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut file) = std::fs::File::open(path) else {
         return String::new();

@@ -194,7 +194,8 @@ fn run_text(program: &str, args: &[&str]) -> Option<String> {
     if !out.status.success() {
         return None;
     }
-    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    // trim_end: `git status --porcelain` lines start with a status column.
+    Some(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
 }
 
 /// `yyyy-mm-ddTHHMMZ`, the folder name's stamp.
