@@ -6,6 +6,8 @@
 //! checks out a [`Lease`] on the least-loaded live session; when every
 //! session is full it waits in a bounded queue (full queue: refused at once
 //! as back-pressure) until a lease is returned or its deadline passes.
+//! Waiters are served first come, first served: a returned lease wakes the
+//! oldest waiter, and newcomers do not take slots while others wait.
 //!
 //! One supervisor task per slot connects, reads `/proc/boot` to learn the
 //! hive's bounds, watches the session and reconnects with exponential
@@ -31,9 +33,10 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-/// How often a waiter re-checks the pool even without a wake-up; a
-/// backstop against a wake-up lost to a cancelled waiter.
-const WAIT_BACKSTOP: Duration = Duration::from_millis(50);
+/// How long a waiter sleeps without a wake-up before it looks at the pool
+/// again: a backstop only (a cancelled waiter forwards its wake-up), kept
+/// long so that waiters do not steal slots from the one that was woken.
+const WAIT_BACKSTOP: Duration = Duration::from_millis(250);
 
 /// How often a supervisor looks at an idle session's health.
 const HEALTH_PERIOD: Duration = Duration::from_millis(250);
@@ -58,7 +61,6 @@ pub struct BrokerStats {
     pub connects: AtomicU64,
     pub reconnects: AtomicU64,
     pub connect_failures: AtomicU64,
-    pub connected: AtomicUsize,
     pub checkouts: AtomicU64,
     pub waiters: AtomicUsize,
     pub waiters_high_water: AtomicUsize,
@@ -183,9 +185,10 @@ impl Broker {
         &self.inner.stats
     }
 
-    /// Live sessions right now.
+    /// Sessions attached and alive right now (a session whose connection
+    /// died counts as gone before its supervisor has noticed).
     pub fn connected(&self) -> usize {
-        self.inner.stats.connected.load(Ordering::Relaxed)
+        self.inner.slots.iter().filter(|s| slot_live(s)).count()
     }
 
     /// Leases each session may hand out.
@@ -230,8 +233,13 @@ impl Broker {
     /// bounded queue until `deadline` when all are full.
     pub async fn checkout(&self, deadline: Instant) -> Result<Lease, CheckoutError> {
         let stats = &self.inner.stats;
-        if let Some(lease) = self.try_lease() {
-            return Ok(lease);
+        // No barging: while others wait, a newcomer queues behind them, so
+        // a returned slot goes to the longest waiter (Notify wakes FIFO).
+        let ahead = stats.waiters.load(Ordering::Relaxed);
+        if ahead == 0 {
+            if let Some(lease) = self.try_lease() {
+                return Ok(lease);
+            }
         }
         if !self.any_live() {
             stats.unavailable.fetch_add(1, Ordering::Relaxed);
@@ -248,15 +256,19 @@ impl Broker {
             .waiters_high_water
             .fetch_max(waiting, Ordering::Relaxed);
 
+        let mut wait_first = ahead > 0;
         // Each pass either returns or sleeps until a wake-up, the backstop
         // or the deadline; the deadline ends the loop.
         loop {
             let notified = self.inner.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(lease) = self.try_lease() {
-                return Ok(lease);
+            if !wait_first {
+                if let Some(lease) = self.try_lease() {
+                    return Ok(lease);
+                }
             }
+            wait_first = false;
             if !self.any_live() {
                 stats.unavailable.fetch_add(1, Ordering::Relaxed);
                 return Err(CheckoutError::Unavailable);
@@ -361,7 +373,6 @@ async fn supervise(inner: Arc<Inner>, slot: usize) {
 
         let reason = watch_session(&inner.slots[slot], &client, &mut shutdown).await;
         *write_lock(&inner.slots[slot].client) = None;
-        inner.stats.connected.fetch_sub(1, Ordering::Relaxed);
         client.close();
         inner.wake.notify_waiters();
         if let Some(reason) = reason {
@@ -379,7 +390,6 @@ fn install(inner: &Inner, slot: usize, client: Client, again: bool) {
         stats.reconnects.fetch_add(1, Ordering::Relaxed);
     }
     *write_lock(&inner.slots[slot].client) = Some(client);
-    stats.connected.fetch_add(1, Ordering::Relaxed);
     tracing::info!(slot, hive = %inner.cfg.hive_addr, "hive session attached");
     inner.wake.notify_waiters();
 }

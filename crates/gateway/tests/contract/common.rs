@@ -41,12 +41,22 @@ impl Harness {
     }
 }
 
-/// Starts a hive listening on `listen` with its data in `dir`.
+/// Starts a hive listening on `listen` with its data in `dir`; workers
+/// tick once a minute, so rings hold only what a test appends.
 pub async fn start_hive(dir: &Path, listen: &str) -> anyhow::Result<RunningHive> {
+    start_hive_ticking(dir, listen, 60_000).await
+}
+
+/// Starts a hive whose heartbeat workers tick every `tick_ms`.
+pub async fn start_hive_ticking(
+    dir: &Path,
+    listen: &str,
+    tick_ms: u32,
+) -> anyhow::Result<RunningHive> {
     let mut manifest = Manifest::default();
     manifest.ninep.listen = listen.to_string();
     manifest.console.listen = String::new();
-    manifest.workers.heartbeat_interval_ms = 10;
+    manifest.workers.heartbeat_interval_ms = tick_ms;
     cohesix_hive::start(HiveConfig {
         manifest,
         manifest_name: String::from("gateway-tests"),
@@ -68,8 +78,13 @@ pub async fn harness() -> Harness {
 
 /// A hive and a gateway whose settings `tune` adjusts.
 pub async fn harness_with(tune: impl FnOnce(&mut GatewayConfig)) -> Harness {
+    harness_ticking(60_000, tune).await
+}
+
+/// Like [`harness_with`], with workers ticking every `tick_ms`.
+pub async fn harness_ticking(tick_ms: u32, tune: impl FnOnce(&mut GatewayConfig)) -> Harness {
     let data_dir = tempfile::tempdir().expect("tempdir");
-    let hive = start_hive(data_dir.path(), "127.0.0.1:0")
+    let hive = start_hive_ticking(data_dir.path(), "127.0.0.1:0", tick_ms)
         .await
         .expect("hive");
     let hive_addr = hive.ninep_addr;

@@ -1,6 +1,6 @@
 //! Every route's success shape and the hive-refusal shape (200 + ERR).
 
-use crate::common::{eventually, harness, q};
+use crate::common::{eventually, harness, harness_ticking, q};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +91,7 @@ async fn echo_to_a_read_only_file_is_refused_by_the_hive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_spawn_returns_the_new_worker_id_and_tail_reads_its_ticks() {
-    let h = harness().await;
+    let h = harness_ticking(10, |_| {}).await;
     let spawn = r#"{"spawn":"heartbeat","ticks":100}"#;
     let r = h.echo("/queen/ctl", spawn).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -117,7 +117,7 @@ async fn echo_spawn_returns_the_new_worker_id_and_tail_reads_its_ticks() {
 async fn echo_to_worker_telemetry_appends_without_lines() {
     let h = harness().await;
     let r = h
-        .echo("/queen/ctl", r#"{"spawn":"heartbeat","ticks":1}"#)
+        .echo("/queen/ctl", r#"{"spawn":"heartbeat","ticks":100}"#)
         .await;
     assert_eq!(r.lines(), ["worker-1"]);
     let record = r#"{"note":"from-rest"}"#;
@@ -135,7 +135,7 @@ async fn echo_to_worker_telemetry_appends_without_lines() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_keeps_the_newest_whole_lines_within_max_bytes() {
     let h = harness().await;
-    h.echo("/queen/ctl", r#"{"spawn":"heartbeat","ticks":1}"#)
+    h.echo("/queen/ctl", r#"{"spawn":"heartbeat","ticks":100}"#)
         .await;
     for i in 0..5 {
         let r = h
