@@ -28,8 +28,10 @@ CLIENT="$TARGET_DIR/$SUB/examples/ingest_bench"
 
 WORK=$(mktemp -d -p "$BASE" cohesix-ingest-bench.XXXXXX)
 HIVE_PID=""
+FEEDER=""
 cleanup() {
     [[ -n "$HIVE_PID" ]] && kill "$HIVE_PID" 2>/dev/null || true
+    [[ -n "$FEEDER" ]] && pkill -P "$FEEDER" sleep 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -46,7 +48,9 @@ dd_baseline() {
 
 run() {
     echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) ingest bench"
-    echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (dirty)')"
+    local paths="crates/core crates/hive crates/ninep crates/client crates/manifest"
+    # shellcheck disable=SC2086
+    echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- $paths || echo ' (dirty)')"
     echo "machine $(nproc) cores, $(uname -srm), $(free -g | awk '/Mem:/ {print $2}') GiB," \
         "cpu:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
     echo "disk $(df -h "$BASE" | awk 'NR==2 {print $1, $2}') at $BASE"
@@ -54,8 +58,11 @@ run() {
     echo "note: client and hive share this machine's cores; the client's CPU is reported"
     echo "dd (2 GiB, bs=1M, conv=fdatasync) before: $(dd_baseline)"
 
+    # The fixture serves until its stdin closes; nothing here may hold
+    # this function's stdout (the tee) open after it ends.
     (sleep 86400 | "$FIXTURE" --data-dir "$WORK/data" --manifest "$WORK/manifest.toml" \
-        > "$WORK/fixture.out") &
+        > "$WORK/fixture.out") > /dev/null 2>&1 &
+    FEEDER=$!
     for _ in $(seq 1 100); do
         grep -q '^ready' "$WORK/fixture.out" 2>/dev/null && break
         sleep 0.1
@@ -73,6 +80,7 @@ run() {
     echo "hive cpu $(awk '{print "utime_ticks=" $14, "stime_ticks=" $15}' /proc/"$HIVE_PID"/stat)"
     echo "stored $(du -sh "$WORK/data/telemetry" | cut -f1) in telemetry/"
     kill "$HIVE_PID" 2>/dev/null || true
+    pkill -P "$FEEDER" sleep 2>/dev/null || true
     HIVE_PID=""
     echo "dd (2 GiB, bs=1M, conv=fdatasync) after: $(dd_baseline)"
 }
