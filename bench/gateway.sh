@@ -9,6 +9,7 @@
 #   bench/gateway.sh                 10 s per run, release build
 #   DURATION=30s bench/gateway.sh
 #   CONNECTIONS="64 512 2048" bench/gateway.sh
+#   IDLE=0 bench/gateway.sh          skip the run beside 10,000 idle connections
 #   SKIP_BUILD=1 bench/gateway.sh    use the release binaries already built
 #   GATEWAY_BIN=/tmp/old-gateway SKIP_BUILD=1 OUT=/tmp/a.txt bench/gateway.sh   A/B
 #
@@ -20,6 +21,7 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-"64 512"}
 THREADS=${THREADS:-2}
 POOL=${POOL:-4}
+IDLE=${IDLE:-10000}
 OUT=${OUT:-bench/results/$(date -u +%Y-%m-%d)-gateway.txt}
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps \
     | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
@@ -69,8 +71,10 @@ COH_TICKET=$("$COHESIX" ticket --role queen --ttl-s 3600 --data-dir "$WORK/hive"
 # The gateway, logging one line per request as in production (to a file).
 COH_TICKET=$COH_TICKET HIVE_GATEWAY_REQUEST_AUTH_TOKEN=$TOKEN \
     "$GATEWAY" --bind "127.0.0.1:$GW_PORT" --tcp-port "$HIVE_PORT" \
-    --connections "$POOL" --queue-depth 4096 >"$WORK/gateway.log" 2>&1 &
-PIDS+=($!)
+    --connections "$POOL" --queue-depth 4096 --client-timeout-ms 60000 \
+    >"$WORK/gateway.log" 2>&1 &
+GW_PID=$!
+PIDS+=($GW_PID)
 wait_port "$GW_PORT"
 GW="http://127.0.0.1:$GW_PORT"
 AUTH="Authorization: Bearer $TOKEN"
@@ -152,6 +156,29 @@ run() {
         run "nginx static c=$c" -t"$THREADS" -c"$c" -d"$DURATION" --latency "http://127.0.0.1:$NGINX_PORT/cat.json"
         run "gateway echo c=$c" -t"$THREADS" -c"$c" -d"$DURATION" --latency -s "$WORK/echo.lua" "$GW/v1/fs/echo"
     done
+    if [[ "$IDLE" -gt 0 ]]; then
+        echo "---- $IDLE idle connections held open (no request sent)"
+        echo "gateway rss before: $(grep VmRSS /proc/$GW_PID/status)"
+        python3 - "$GW_PORT" "$IDLE" "$WORK/idle.ready" <<'PY' &
+import socket, sys, time
+port, n, ready = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+held = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    held.append(s)
+open(ready, "w").close()
+time.sleep(60)
+PY
+        IDLE_PID=$!
+        PIDS+=($IDLE_PID)
+        for _ in $(seq 1 600); do [[ -e "$WORK/idle.ready" ]] && break; sleep 0.1; done
+        sleep 1
+        echo "gateway rss with $IDLE idle: $(grep VmRSS /proc/$GW_PID/status)"
+        curl -sf -H "$AUTH" "$GW/metrics" | grep '^hive_gateway_http_connections_open'
+        run "gateway cat c=64 beside $IDLE idle connections" -t"$THREADS" -c64 -d"$DURATION" \
+            --latency -H "$AUTH" "$GW$CAT_PATH"
+        kill "$IDLE_PID" 2>/dev/null || true
+    fi
     echo "---- gateway status after the runs"
     curl -sf -H "$AUTH" "$GW/v1/meta/status"; echo
     echo "---- gateway metrics (status codes)"
