@@ -37,12 +37,21 @@ async fn a_request_the_hive_never_answers_is_504() {
     assert_eq!(r.lines(), ["hello"]);
 }
 
+/// Polls `/v1/meta/status` until `broker.<key>` equals `want` (5 s at most).
+async fn broker_shows(addr: std::net::SocketAddr, key: &str, want: u64) -> bool {
+    crate::common::eventually(Duration::from_secs(5), || async {
+        let s = get(addr, "/v1/meta/status").await.json();
+        s["broker"][key].as_u64() == Some(want)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_wait_queue_is_429_busy() {
     let hive = fake_hive::start(1).await;
     let gw = start_gateway(config(hive.addr, |c| {
         c.pool.queue_depth = 1;
-        c.http.request_timeout = Duration::from_millis(1500);
+        c.http.request_timeout = Duration::from_millis(3000);
     }))
     .await;
     assert!(gw.broker().wait_connected(Duration::from_secs(5)).await);
@@ -54,9 +63,15 @@ async fn a_full_wait_queue_is_429_busy() {
     let addr = gw.addr;
     let holder =
         tokio::spawn(async move { get(addr, "/v1/fs/cat?path=/hang/a&max_bytes=9").await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(
+        broker_shows(addr, "in_flight", 1).await,
+        "the holder never took the slot"
+    );
     let waiter = tokio::spawn(async move { get(addr, "/v1/fs/cat?path=/ok&max_bytes=9").await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(
+        broker_shows(addr, "waiters", 1).await,
+        "the waiter never queued"
+    );
     let r = get(addr, "/v1/fs/cat?path=/ok&max_bytes=9").await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert!(
