@@ -148,7 +148,7 @@ run() {
     echo "machine: $(uname -srm), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB"
     echo "note: wrk, nginx, hive-gateway and the hive share these cores (and other engineers' jobs)"
     echo "gateway binary: $GATEWAY"
-    echo "gateway: $POOL Secure9P sessions, 16 tags each, release build, info log to a file"
+    echo "gateway: $POOL Secure9P sessions, 16 tags each, release build, log filter ${HIVE_GATEWAY_LOG:-info} to a file"
     echo "cat body: $CAT_BYTES bytes ($CAT_PATH); nginx serves a $CAT_BYTES-byte static file"
     echo "echo: POST /v1/fs/echo to /worker/$WORKER/telemetry, body $ECHO_BODY"
     for c in $CONNECTIONS; do
