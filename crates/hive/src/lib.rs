@@ -101,6 +101,15 @@ impl RunningHive {
         for t in self.tasks {
             let _ = t.await;
         }
+        // Connection tasks hold the shared state, and with it the data
+        // directory's database lock, until they see the shutdown: wait for
+        // them (bounded), so a hive restarted on the same directory opens.
+        for _ in 0..500 {
+            if Arc::strong_count(&self.shared) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         self.shared.with_hive(|h| h.shutdown_note());
     }
 }
