@@ -374,6 +374,21 @@ pub fn render(runs: &BTreeMap<String, Run>, root: &Path) -> String {
         }
     }
 
+    let _ = writeln!(out, "\n### Graphs\n");
+    let _ = writeln!(
+        out,
+        "Workers, offered and achieved ops/s, error rate and p95, second by second \
+         (SVG beside each PNG).\n"
+    );
+    for (name, r) in runs {
+        let _ = writeln!(
+            out,
+            "**{name}**\n\n![{name}]({}/{}/graph.png)\n",
+            root.display(),
+            r.folder
+        );
+    }
+
     let _ = writeln!(out, "\n### How each run was produced\n");
     let _ = writeln!(
         out,
