@@ -10,6 +10,7 @@
 //!   `COMMIT` (the group's record count), `CLOSE` (trailer written when the
 //!   next segment is created: records, bytes, next seq).
 //! - `chunks/<sha256 hex>`: artifact chunks, content-addressed.
+//! - `chunks.redb`: how many committed reference records name each chunk.
 //! - `uploads/<id>.part`, `<id>.refs`: what an upload staged; discarded at
 //!   start.
 //!
@@ -26,11 +27,17 @@
 //! (an incomplete frame, a CRC mismatch, or a `GROUP` run without its
 //! `COMMIT`) and strips an unacknowledged `CLOSE`.
 //!
+//! Chunk lifetime: a commit counts its chunks up *before* it writes its
+//! records, an eviction counts them down *after* the segment file is gone,
+//! so a crash can only over-count (a chunk kept too long), never delete a
+//! chunk a record still names. A chunk is deleted when its count reaches
+//! zero and no live upload has staged it; at start, chunks with no count
+//! (staged by uploads that never committed) are deleted.
+//!
 //! # Limitations
 //!
-//! - TODO-hardening: chunks are never deleted. An aborted upload or an
-//!   evicted segment leaves its chunks behind (they may be shared with
-//!   other artifacts, and there is no reference count yet).
+//! - Only the hive's own commits count: a client that appends its own
+//!   `coh-ref-c/v1` record naming a stored chunk does not keep it alive.
 //! - TODO-hardening: the I/O runs under the hive lock on the runtime's
 //!   threads; a slow disk stalls every session while a sync is in flight.
 
@@ -38,6 +45,7 @@ use cohesix_core::ingest::record::{self, ChunkRef};
 use cohesix_core::ingest::{
     DeviceImage, Durable, IngestFault, IngestStore, SegCursor, SegmentImage, SegmentSummary,
 };
+use redb::{Database, ReadableTable, TableDefinition};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -69,13 +77,19 @@ pub mod kind {
 
 /// Length of a `CLOSE` frame: header plus three u64.
 const CLOSE_FRAME: u64 = HEADER as u64 + 24;
+/// Committed reference records per chunk, keyed by sha256.
+const CHUNK_REFS: TableDefinition<&[u8], u64> = TableDefinition::new("chunk_refs");
 
 /// Errors opening the telemetry directory.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot prepare telemetry directory {path}: {source}")]
-pub struct OpenError {
-    pub path: PathBuf,
-    pub source: std::io::Error,
+pub enum OpenError {
+    #[error("cannot prepare telemetry directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open chunk index {path}: {detail}")]
+    Index { path: PathBuf, detail: String },
 }
 
 struct Upload {
@@ -98,6 +112,10 @@ pub struct DiskIngest {
     uploads: HashMap<u64, Upload>,
     /// The chunk file read last (read-back is sequential).
     chunk_file: Option<([u8; 32], File)>,
+    /// Reference counts of chunks (`chunks.redb`).
+    index: Database,
+    /// Chunks staged by live uploads, not yet committed: never deleted.
+    pending: HashMap<[u8; 32], u32>,
 }
 
 fn io(op: &'static str) -> impl Fn(std::io::Error) -> IngestFault {
@@ -116,22 +134,33 @@ fn micros(start: Instant) -> Durable {
 impl DiskIngest {
     /// Opens (creating when missing) the store under `root`.
     pub fn open(root: &Path) -> Result<DiskIngest, OpenError> {
-        let store = DiskIngest {
-            devices: root.join("devices"),
-            chunks: root.join("chunks"),
-            uploads_dir: root.join("uploads"),
-            ends: HashMap::new(),
-            files: HashMap::new(),
-            uploads: HashMap::new(),
-            chunk_file: None,
-        };
-        for dir in [&store.devices, &store.chunks, &store.uploads_dir] {
-            fs::create_dir_all(dir).map_err(|source| OpenError {
+        let (devices, chunks, uploads_dir) = (
+            root.join("devices"),
+            root.join("chunks"),
+            root.join("uploads"),
+        );
+        for dir in [&devices, &chunks, &uploads_dir] {
+            fs::create_dir_all(dir).map_err(|source| OpenError::Dir {
                 path: dir.clone(),
                 source,
             })?;
         }
-        Ok(store)
+        let path = root.join("chunks.redb");
+        let index = Database::create(&path).map_err(|e| OpenError::Index {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        Ok(DiskIngest {
+            devices,
+            chunks,
+            uploads_dir,
+            ends: HashMap::new(),
+            files: HashMap::new(),
+            uploads: HashMap::new(),
+            chunk_file: None,
+            index,
+            pending: HashMap::new(),
+        })
     }
 
     fn seg_path(&self, device: &str, seg: u64) -> PathBuf {
@@ -225,7 +254,7 @@ impl DiskIngest {
         for entry in fs::read_dir(&dir).map_err(io("list device"))? {
             let name = entry.map_err(io("list device"))?.file_name();
             let name = name.to_string_lossy();
-            if name.ends_with(".tmp") {
+            if name.ends_with(".tmp") || name.ends_with(".evicted") {
                 let _ = fs::remove_file(dir.join(name.as_ref()));
                 continue;
             }
@@ -488,6 +517,8 @@ impl IngestStore for DiskIngest {
         for name in names {
             out.extend(self.recover_device(&name)?);
         }
+        self.pending.clear();
+        self.collect_unreferenced_chunks()?;
         Ok(out)
     }
 
@@ -540,12 +571,25 @@ impl IngestStore for DiskIngest {
         Ok(micros(start))
     }
 
+    /// Evicts a segment: renamed aside first (durably), so the segment is
+    /// gone before its chunks are counted down; then counted down in one
+    /// transaction; then deleted. A crash leaves at most an `.evicted`
+    /// file, deleted at start without counting down (chunks kept too long,
+    /// never lost).
     fn delete_segment(&mut self, device: &str, seg: u64) -> Result<(), IngestFault> {
         let key = (device.to_string(), seg);
+        let path = self.seg_path(device, seg);
+        let aside = path.with_extension("log.evicted");
         self.files.remove(&key);
-        fs::remove_file(self.seg_path(device, seg)).map_err(io("delete segment"))?;
+        fs::rename(&path, &aside).map_err(io("evict segment"))?;
         self.ends.remove(&key);
-        sync_dir(&self.devices.join(device))
+        sync_dir(&self.devices.join(device))?;
+        let released = self.count_down_segment(&aside);
+        let _ = fs::remove_file(&aside);
+        if let Err(e) = released {
+            tracing::warn!(device, seg, error = %e, "chunks of an evicted segment kept");
+        }
+        Ok(())
     }
 
     fn read_record(
@@ -621,6 +665,7 @@ impl IngestStore for DiskIngest {
         entry.extend_from_slice(&chunk.len.to_le_bytes());
         entry.extend_from_slice(&chunk.sha256);
         up.refs.write_all(&entry).map_err(io("stage chunk"))?;
+        *self.pending.entry(sha256).or_insert(0) += 1;
         Ok(chunk)
     }
 
@@ -640,10 +685,26 @@ impl IngestStore for DiskIngest {
     }
 
     fn upload_abort(&mut self, upload: u64) {
-        if let Some(up) = self.uploads.remove(&upload) {
-            let _ = fs::remove_file(&up.part_path);
-            let _ = fs::remove_file(&up.refs_path);
+        let Some(mut up) = self.uploads.remove(&upload) else {
+            return;
+        };
+        let staged = up.refs.flush().map_err(io("stage chunk"));
+        let unstaged = staged.and_then(|()| {
+            for_each_staged(&up.refs_path, |c| {
+                self.unstage(&c.sha256);
+                Ok(())
+            })?;
+            // Second pass: only now is every chunk of this upload unstaged.
+            for_each_staged(&up.refs_path, |c| {
+                self.delete_if_unreferenced(&c.sha256);
+                Ok(())
+            })
+        });
+        if let Err(e) = unstaged {
+            tracing::warn!(error = %e, "staged chunks of an aborted upload kept");
         }
+        let _ = fs::remove_file(&up.part_path);
+        let _ = fs::remove_file(&up.refs_path);
     }
 
     fn chunk_verify(&mut self, chunk: &ChunkRef) -> Result<(), IngestFault> {
@@ -709,6 +770,9 @@ impl DiskIngest {
     ) -> Result<(), IngestFault> {
         up.refs.flush().map_err(io("stage chunk"))?;
         sync_dir(&self.chunks)?;
+        // Count first: a crash after this and before the records only
+        // keeps chunks too long.
+        self.count_up_staged(&up.refs_path)?;
         let end = self.end(device, seg)?;
         let f = self
             .file(device, seg)?
@@ -754,6 +818,158 @@ impl DiskIngest {
             }
         }
     }
+}
+
+/// Calls `f` on every chunk an upload staged, in order, from its file.
+fn for_each_staged(
+    path: &Path,
+    mut f: impl FnMut(ChunkRef) -> Result<(), IngestFault>,
+) -> Result<(), IngestFault> {
+    let mut staged = BufReader::new(File::open(path).map_err(io("read staged chunks"))?);
+    let mut entry = [0u8; 48];
+    while staged.read_exact(&mut entry).is_ok() {
+        f(staged_chunk(&entry))?;
+    }
+    Ok(())
+}
+
+fn index_error(e: impl std::fmt::Display) -> IngestFault {
+    IngestFault::Io {
+        op: "chunk index",
+        detail: e.to_string(),
+    }
+}
+
+impl DiskIngest {
+    fn unstage(&mut self, sha256: &[u8; 32]) {
+        if let Some(n) = self.pending.get_mut(sha256) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending.remove(sha256);
+            }
+        }
+    }
+
+    /// Counts every staged chunk up by one (one transaction) and unstages
+    /// it.
+    fn count_up_staged(&mut self, refs: &Path) -> Result<(), IngestFault> {
+        let txn = self.index.begin_write().map_err(index_error)?;
+        {
+            let mut table = txn.open_table(CHUNK_REFS).map_err(index_error)?;
+            for_each_staged(refs, |c| {
+                let key: &[u8] = &c.sha256;
+                let n = table
+                    .get(key)
+                    .map_err(index_error)?
+                    .map_or(0, |v| v.value());
+                table.insert(key, n + 1).map_err(index_error)?;
+                Ok(())
+            })?;
+        }
+        txn.commit().map_err(index_error)?;
+        for_each_staged(refs, |c| {
+            self.unstage(&c.sha256);
+            Ok(())
+        })
+    }
+
+    /// Counts down the chunks named by a segment's committed artifact
+    /// records (one transaction), then deletes those no longer named.
+    fn count_down_segment(&mut self, path: &Path) -> Result<(), IngestFault> {
+        let txn = self.index.begin_write().map_err(index_error)?;
+        {
+            let mut table = txn.open_table(CHUNK_REFS).map_err(index_error)?;
+            for_each_committed_chunk(path, |sha| {
+                let key: &[u8] = &sha;
+                let n = table
+                    .get(key)
+                    .map_err(index_error)?
+                    .map_or(0, |v| v.value());
+                if n <= 1 {
+                    table.remove(key).map_err(index_error)?;
+                } else {
+                    table.insert(key, n - 1).map_err(index_error)?;
+                }
+                Ok(())
+            })?;
+        }
+        txn.commit().map_err(index_error)?;
+        for_each_committed_chunk(path, |sha| {
+            self.delete_if_unreferenced(&sha);
+            Ok(())
+        })
+    }
+
+    /// Deletes a chunk that no committed record counts and no live upload
+    /// staged.
+    fn delete_if_unreferenced(&mut self, sha256: &[u8; 32]) {
+        if self.pending.contains_key(sha256) {
+            return;
+        }
+        let counted = self
+            .index
+            .begin_read()
+            .ok()
+            .and_then(|t| t.open_table(CHUNK_REFS).ok())
+            .and_then(|t| t.get(sha256.as_slice()).ok().flatten().map(|v| v.value()));
+        if counted.is_none() {
+            if matches!(&self.chunk_file, Some((sha, _)) if sha == sha256) {
+                self.chunk_file = None;
+            }
+            let _ = fs::remove_file(self.chunk_path(sha256));
+        }
+    }
+
+    /// At start: deletes every chunk no committed record counts (staged by
+    /// uploads that never committed).
+    fn collect_unreferenced_chunks(&mut self) -> Result<(), IngestFault> {
+        let read = self.index.begin_read().map_err(index_error)?;
+        let table = match read.open_table(CHUNK_REFS) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(index_error(e)),
+        };
+        let mut removed = 0u64;
+        for entry in fs::read_dir(&self.chunks).map_err(io("list chunks"))? {
+            let path = entry.map_err(io("list chunks"))?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let Some(sha) = name.and_then(|n| hex::decode(n).ok()) else {
+                continue;
+            };
+            let counted = match &table {
+                Some(t) => t.get(sha.as_slice()).map_err(index_error)?.is_some(),
+                None => false,
+            };
+            if !counted && fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "unreferenced chunks deleted");
+        }
+        Ok(())
+    }
+}
+
+/// Calls `f` with the sha256 of every chunk named by a committed artifact
+/// record (`GROUP` frames followed by their `COMMIT`) in a segment file.
+fn for_each_committed_chunk(
+    path: &Path,
+    mut f: impl FnMut([u8; 32]) -> Result<(), IngestFault>,
+) -> Result<(), IngestFault> {
+    let file = File::open(path).map_err(io("read segment"))?;
+    let len = file.metadata().map_err(io("stat segment"))?.len();
+    let (_, _, mut pos) = read_meta(&file)?;
+    while let Some((h, payload)) = read_frame(&file, pos, len) {
+        pos += HEADER as u64 + u64::from(h.len);
+        if h.kind != kind::GROUP {
+            continue;
+        }
+        if let Ok(record::Record::Ref { chunk, .. }) = record::parse_record(&payload) {
+            f(chunk.sha256)?;
+        }
+    }
+    Ok(())
 }
 
 fn staged_chunk(entry: &[u8; 48]) -> ChunkRef {

@@ -324,3 +324,74 @@ async fn a_worker_cannot_ingest_over_9p() {
     assert_eq!(text(&c, &format!("{DEV}/seg/seg-000001")).await, "");
     hive.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_live_as_long_as_a_committed_record_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = manifest();
+    m.telemetry.max_segments_per_device = 2;
+    let config = HiveConfig {
+        manifest: m.clone(),
+        manifest_name: "test".into(),
+        data_dir: dir.path().to_path_buf(),
+    };
+    let hive = cohesix_hive::start(config).await.unwrap();
+    let c = queen(&hive).await;
+
+    // seg-000001: artifacts A and S; seg-000002: S again (same chunks).
+    new_segment(&c).await;
+    let a = pattern(2 * 1024 * 1024, 1);
+    let shared = pattern(1024 * 1024 + 10, 2);
+    upload(&c, &a).await.unwrap();
+    upload(&c, &shared).await.unwrap();
+    new_segment(&c).await;
+    let s2 = upload(&c, &shared).await.unwrap();
+    assert_eq!(chunk_files(dir.path()).len(), 4);
+
+    // An upload clunked before its commit leaves no chunk behind.
+    let f = c
+        .open(&format!("{DEV}/artifact"), OpenMode::Write)
+        .await
+        .unwrap();
+    let step = f.iounit() as usize;
+    for (i, piece) in pattern(3 * 1024 * 1024, 3).chunks(step).enumerate() {
+        f.write_at((i * step) as u64, piece).await.unwrap();
+    }
+    assert_eq!(chunk_files(dir.path()).len(), 7);
+    f.close().await.unwrap();
+    assert_eq!(chunk_files(dir.path()).len(), 4);
+
+    // Evicting seg-000001 drops A's chunks and keeps the shared ones.
+    new_segment(&c).await;
+    assert_eq!(
+        c.ls(&format!("{DEV}/seg")).await.unwrap(),
+        ["seg-000002", "seg-000003"]
+    );
+    assert_eq!(chunk_files(dir.path()).len(), 2);
+    let back = c
+        .read_all(&format!("{DEV}/artifacts/{s2}"), shared.len() + 1)
+        .await
+        .unwrap();
+    assert_eq!(back, shared);
+
+    // At start, a chunk nothing counts (an upload cut by a crash) goes.
+    c.close();
+    hive.shutdown().await;
+    let stray = dir.path().join("telemetry/chunks").join("ab".repeat(32));
+    std::fs::write(&stray, b"staged, never committed").unwrap();
+    let config = HiveConfig {
+        manifest: m,
+        manifest_name: "test".into(),
+        data_dir: dir.path().to_path_buf(),
+    };
+    let hive = cohesix_hive::start(config).await.unwrap();
+    assert!(!stray.exists());
+    assert_eq!(chunk_files(dir.path()).len(), 2);
+    let c = queen(&hive).await;
+    let back = c
+        .read_all(&format!("{DEV}/artifacts/{s2}"), shared.len() + 1)
+        .await
+        .unwrap();
+    assert_eq!(back, shared);
+    hive.shutdown().await;
+}
