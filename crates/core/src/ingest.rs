@@ -42,6 +42,8 @@ struct Segment {
     /// Bytes a reader sees: records plus one newline each.
     bytes: u64,
     next_seq: u64,
+    /// Bytes of the artifacts the hive committed into this segment.
+    artifact_bytes: u64,
 }
 
 impl Segment {
@@ -50,7 +52,13 @@ impl Segment {
             records: self.records,
             bytes: self.bytes,
             next_seq: self.next_seq,
+            artifact_bytes: self.artifact_bytes,
         }
+    }
+
+    /// What the segment counts against its device's byte quota.
+    fn charged(&self) -> u64 {
+        self.bytes + self.artifact_bytes
     }
 }
 
@@ -176,7 +184,7 @@ impl Ingest {
         for image in self.store.recover()? {
             let mut dev = Device::default();
             for s in image.segments {
-                dev.bytes += s.summary.bytes;
+                dev.bytes += s.summary.bytes + s.summary.artifact_bytes;
                 dev.next_seg = dev.next_seg.max(s.seg + 1);
                 let seg = Segment {
                     mime: s.mime,
@@ -184,6 +192,7 @@ impl Ingest {
                     records: s.summary.records,
                     bytes: s.summary.bytes,
                     next_seq: s.summary.next_seq.max(1),
+                    artifact_bytes: s.summary.artifact_bytes,
                 };
                 dev.segments.insert(s.seg, seg);
             }
@@ -356,6 +365,7 @@ impl Ingest {
             records: 0,
             bytes: 0,
             next_seq: 1,
+            artifact_bytes: 0,
         };
         dev.segments.insert(n, seg);
         while self.segment_count(device) > max_segments {
@@ -389,13 +399,15 @@ impl Ingest {
             return Ok(());
         };
         if let Some(s) = dev.segments.remove(&oldest) {
-            dev.bytes -= s.bytes;
+            dev.bytes -= s.charged();
             self.dropped += s.records;
             self.events.push(format!(
-                "telemetry evicted device={device} segment={} records={} bytes={} reason={reason}",
+                "telemetry evicted device={device} segment={} records={} bytes={} \
+                 artifact_bytes={} reason={reason}",
                 record::segment_name(oldest),
                 s.records,
-                s.bytes
+                s.bytes,
+                s.artifact_bytes
             ));
         }
         Ok(())
@@ -419,7 +431,7 @@ impl Ingest {
         let open_bytes = dev
             .newest()
             .and_then(|n| dev.segments.get(&n))
-            .map_or(0, |s| s.bytes);
+            .map_or(0, Segment::charged);
         if open_bytes + add > max {
             return Err(NsError::quota("device-full"));
         }
@@ -551,18 +563,20 @@ impl Ingest {
             .append(device, seg, seq, record)
             .map_err(store_error)?;
         self.note_latency(durable);
-        self.grow(device, seg, 1, add);
+        self.grow(device, seg, 1, add, 0);
         Ok(())
     }
 
-    /// Accounts `records` new records of `bytes` on a segment.
-    fn grow(&mut self, device: &str, seg: u64, records: u64, bytes: u64) {
+    /// Accounts `records` new records of `bytes`, naming `artifact`
+    /// bytes of chunks, on a segment.
+    fn grow(&mut self, device: &str, seg: u64, records: u64, bytes: u64, artifact: u64) {
         if let Some(dev) = self.devices.get_mut(device) {
-            dev.bytes += bytes;
+            dev.bytes += bytes + artifact;
             if let Some(s) = dev.segments.get_mut(&seg) {
                 s.records += records;
                 s.bytes += bytes;
                 s.next_seq += records;
+                s.artifact_bytes += artifact;
             }
         }
     }
@@ -682,9 +696,11 @@ impl Ingest {
             .uploads
             .get(&id)
             .ok_or(NsError::closed("upload-gone"))?;
-        if u.received + data.len() as u64 > max {
+        let total = u.received + data.len() as u64;
+        if total > max {
             return Err(NsError::too_big("artifact-too-large"));
         }
+        self.may_fit(&u.device.clone(), total)?;
         while !data.is_empty() {
             let fill = self.uploads.get(&id).map_or(0, |u| u.chunk_fill);
             let room = (chunk_bytes - fill).min(data.len() as u64) as usize;
@@ -723,6 +739,27 @@ impl Ingest {
         let need = ref_bytes + record::seq_digits(next_seq, chunks) + chunks;
         if open_bytes + need > self.limits.max_segment_bytes {
             return Err(NsError::quota("segment-full"));
+        }
+        Ok(())
+    }
+
+    /// Whether `add` more bytes could ever fit the device: under `refuse`
+    /// its free room, under `evict-oldest` all but its open segment. Fails
+    /// an upload early instead of at its commit.
+    fn may_fit(&self, device: &str, add: u64) -> Result<(), NsError> {
+        let dev = self
+            .devices
+            .get(device)
+            .ok_or(NsError::not_found("no-such-device"))?;
+        let kept = match self.limits.quota_policy {
+            QuotaPolicy::Refuse => dev.bytes,
+            QuotaPolicy::EvictOldest => dev
+                .newest()
+                .and_then(|n| dev.segments.get(&n))
+                .map_or(0, Segment::charged),
+        };
+        if kept + add > self.limits.max_device_bytes {
+            return Err(NsError::quota("device-full"));
         }
         Ok(())
     }
@@ -794,7 +831,7 @@ impl Ingest {
         if open_bytes + bytes > self.limits.max_segment_bytes {
             return Err(NsError::quota("segment-full"));
         }
-        self.make_room(&device, bytes)?;
+        self.make_room(&device, bytes + received)?;
         let seg = self
             .devices
             .get(&device)
@@ -805,7 +842,7 @@ impl Ingest {
             .upload_commit(id, &device, seg, first_seq)
             .map_err(store_error)?;
         self.note_latency(durable);
-        self.grow(&device, seg, chunks, bytes);
+        self.grow(&device, seg, chunks, bytes, received);
         let name = record::artifact_name(seg, first_seq);
         self.events.push(format!(
             "telemetry artifact committed device={device} id={name} \
@@ -907,9 +944,7 @@ impl Ingest {
             }
             let at = offset - c.off;
             let n = (c.len - at).min(want as u64) as usize;
-            self.store
-                .chunk_read(&c, at, n, out)
-                .map_err(chunk_error)?;
+            self.store.chunk_read(&c, at, n, out).map_err(chunk_error)?;
             offset += n as u64;
         }
         Ok(())

@@ -433,7 +433,7 @@ fn evict_oldest_makes_room_for_bytes() {
     assert_eq!(read(&mut h, q, &seg3).lines().count(), 2);
     let log = String::from_utf8(h.tail_path(q, "/log/queen.log", 1 << 16).unwrap()).unwrap();
     assert!(
-        log.contains("segment=seg-000001 records=2 bytes=356 reason=bytes"),
+        log.contains("segment=seg-000001 records=2 bytes=356 artifact_bytes=0 reason=bytes"),
         "{log}"
     );
 }
@@ -683,4 +683,36 @@ fn proc_ingest_files_follow_the_documented_shapes() {
         let value = text.strip_prefix(key).and_then(|v| v.strip_suffix('\n'));
         assert!(value.is_some_and(|v| v.parse::<u64>().is_ok()), "{text}");
     }
+}
+
+#[test]
+fn artifact_bytes_count_against_the_device_quota() {
+    let mut m = artifact_manifest();
+    m.telemetry.max_device_bytes = 100 * 1024;
+    m.telemetry.quota_policy = QuotaPolicy::Refuse;
+    let (mut h, q) = hive(m.clone());
+    new_segment(&mut h, q, DEV);
+    let r = upload(&mut h, q, &pattern(150 * 1024));
+    assert_eq!(class(r), (ErrorClass::Quota, "device-full"));
+    upload(&mut h, q, &pattern(60 * 1024)).expect("fits");
+    let r = upload(&mut h, q, &pattern(60 * 1024));
+    assert_eq!(class(r), (ErrorClass::Quota, "device-full"));
+
+    m.telemetry.quota_policy = QuotaPolicy::EvictOldest;
+    let (mut h, q) = hive(m);
+    new_segment(&mut h, q, DEV);
+    upload(&mut h, q, &pattern(60 * 1024)).unwrap();
+    new_segment(&mut h, q, DEV);
+    let id = upload(&mut h, q, &pattern(60 * 1024)).expect("room made by eviction");
+    assert_eq!(id, "seg-000002.1");
+    let segs: Vec<String> = h
+        .list(q, &format!("{DEV}/seg"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(segs, ["seg-000002"]);
+    let log = String::from_utf8(h.tail_path(q, "/log/queen.log", 1 << 16).unwrap()).unwrap();
+    assert!(log.contains("segment=seg-000001 records=1"), "{log}");
+    assert!(log.contains("artifact_bytes=61440 reason=bytes"), "{log}");
 }

@@ -8,7 +8,7 @@
 //!   frame: mime and creation time), `RECORD` (one record), `GROUP` (one
 //!   record of an artifact commit, valid only once its `COMMIT` follows),
 //!   `COMMIT` (the group's record count), `CLOSE` (trailer written when the
-//!   next segment is created: records, bytes, next seq).
+//!   next segment is created: records, bytes, next seq, artifact bytes).
 //! - `chunks/<sha256 hex>`: artifact chunks, content-addressed.
 //! - `chunks.redb`: how many committed reference records name each chunk.
 //! - `uploads/<id>.part`, `<id>.refs`: what an upload staged; discarded at
@@ -75,8 +75,8 @@ pub mod kind {
     pub const CLOSE: u8 = 5;
 }
 
-/// Length of a `CLOSE` frame: header plus three u64.
-const CLOSE_FRAME: u64 = HEADER as u64 + 24;
+/// Length of a `CLOSE` frame: header plus four u64.
+const CLOSE_FRAME: u64 = HEADER as u64 + 32;
 /// Committed reference records per chunk, keyed by sha256.
 const CHUNK_REFS: TableDefinition<&[u8], u64> = TableDefinition::new("chunk_refs");
 
@@ -410,7 +410,7 @@ fn read_meta(f: &File) -> Result<(String, u64, u64), IngestFault> {
 fn read_close(f: &File, len: u64) -> Option<SegmentSummary> {
     let pos = len.checked_sub(CLOSE_FRAME)?;
     let (h, p) = read_frame(f, pos, len)?;
-    if h.kind != kind::CLOSE || p.len() != 24 {
+    if h.kind != kind::CLOSE || p.len() != 32 {
         return None;
     }
     let u64_at = |i: usize| {
@@ -422,11 +422,12 @@ fn read_close(f: &File, len: u64) -> Option<SegmentSummary> {
         records: u64_at(0),
         bytes: u64_at(8),
         next_seq: u64_at(16),
+        artifact_bytes: u64_at(24),
     })
 }
 
 fn close_payload(s: &SegmentSummary) -> Vec<u8> {
-    [s.records, s.bytes, s.next_seq]
+    [s.records, s.bytes, s.next_seq, s.artifact_bytes]
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect()
@@ -451,7 +452,7 @@ fn scan(f: &File, start: u64, len: u64) -> Result<Scan, IngestFault> {
     };
     let mut pos = start;
     let mut end = start;
-    // A group in progress: (start, records, bytes, last seq).
+    // A group in progress: (records, bytes, last seq, artifact bytes).
     let mut group: Option<(u64, u64, u64, u64)> = None;
     let mut payload = Vec::new();
     while pos + HEADER as u64 <= len {
@@ -467,9 +468,12 @@ fn scan(f: &File, start: u64, len: u64) -> Result<Scan, IngestFault> {
         if reader.read_exact(&mut payload).is_err() || frame_crc(h.kind, h.seq, &payload) != h.crc {
             break;
         }
-        let at = pos;
         pos += HEADER as u64 + u64::from(h.len);
         let line = u64::from(h.len) + 1;
+        let chunk_len = || match record::parse_record(&payload) {
+            Ok(record::Record::Ref { chunk, .. }) => chunk.len,
+            _ => 0,
+        };
         match (h.kind, group) {
             (kind::RECORD, None) => {
                 s.records += 1;
@@ -477,12 +481,15 @@ fn scan(f: &File, start: u64, len: u64) -> Result<Scan, IngestFault> {
                 s.next_seq = h.seq + 1;
                 end = pos;
             }
-            (kind::GROUP, None) => group = Some((at, 1, line, h.seq)),
-            (kind::GROUP, Some((g, n, b, _))) => group = Some((g, n + 1, b + line, h.seq)),
-            (kind::COMMIT, Some((_, n, b, last))) if payload == n.to_le_bytes() => {
+            (kind::GROUP, None) => group = Some((1, line, h.seq, chunk_len())),
+            (kind::GROUP, Some((n, b, _, a))) => {
+                group = Some((n + 1, b + line, h.seq, a + chunk_len()));
+            }
+            (kind::COMMIT, Some((n, b, last, a))) if payload == n.to_le_bytes() => {
                 s.records += n;
                 s.bytes += b;
                 s.next_seq = last + 1;
+                s.artifact_bytes += a;
                 group = None;
                 end = pos;
             }
@@ -534,6 +541,10 @@ impl IngestStore for DiskIngest {
         let mut closed = None;
         if let Some((prev, summary)) = close {
             let mut bytes = Vec::with_capacity(CLOSE_FRAME as usize);
+            debug_assert_eq!(
+                close_payload(&summary).len() as u64 + HEADER as u64,
+                CLOSE_FRAME
+            );
             frame(kind::CLOSE, 0, &close_payload(&summary), &mut bytes);
             let end = self.end(device, prev)?;
             self.write_synced(device, prev, &bytes)?;
@@ -1054,5 +1065,43 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         let f = File::open(&path).unwrap();
         assert!(read_frame(&f, 0, bytes.len() as u64).is_none(), "crc");
+    }
+
+    #[test]
+    fn recovery_reads_trailers_and_scans_the_open_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = DiskIngest::open(dir.path()).unwrap();
+        assert!(store.recover().unwrap().is_empty());
+        store.roll_segment("d", None, 1, "text/plain", 5).unwrap();
+        store.append("d", 1, 1, b"{\"a\":1}").unwrap();
+        let closing = SegmentSummary {
+            records: 1,
+            bytes: 8,
+            next_seq: 2,
+            artifact_bytes: 777,
+        };
+        store
+            .roll_segment("d", Some((1, closing)), 2, "text/csv", 6)
+            .unwrap();
+        store.upload_begin(9).unwrap();
+        store.upload_write(9, &[5u8; 1000]).unwrap();
+        store.upload_seal(9, 0).unwrap();
+        store.upload_commit(9, "d", 2, 1).unwrap();
+        drop(store);
+
+        let mut store = DiskIngest::open(dir.path()).unwrap();
+        let devices = store.recover().unwrap();
+        assert_eq!(devices.len(), 1);
+        let segs = &devices[0].segments;
+        assert_eq!(segs[0].summary, closing);
+        assert_eq!((segs[1].mime.as_str(), segs[1].created_ms), ("text/csv", 6));
+        assert_eq!(segs[1].summary.records, 1);
+        assert_eq!(segs[1].summary.next_seq, 2);
+        assert_eq!(segs[1].summary.artifact_bytes, 1000);
+        let (rec, _) = store
+            .read_record("d", 2, SegCursor::START)
+            .unwrap()
+            .unwrap();
+        assert!(rec.starts_with(b"{\"schema\":\"coh-ref-c/v1\",\"seq\":1,"));
     }
 }

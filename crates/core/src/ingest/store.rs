@@ -59,6 +59,9 @@ pub struct SegmentSummary {
     /// Bytes a reader sees: records plus one newline each.
     pub bytes: u64,
     pub next_seq: u64,
+    /// Bytes of the artifacts the hive committed into the segment (its
+    /// `coh-ref-c/v1` records' lengths), charged to the device's quota.
+    pub artifact_bytes: u64,
 }
 
 /// One segment as found at recovery.
@@ -160,6 +163,7 @@ struct MemSegment {
     created_ms: u64,
     records: Vec<Vec<u8>>,
     next_seq: u64,
+    artifact_bytes: u64,
     closed: Option<SegmentSummary>,
 }
 
@@ -220,6 +224,7 @@ fn image(seg: u64, s: &MemSegment) -> SegmentImage {
             records: s.records.len() as u64,
             bytes,
             next_seq: s.next_seq,
+            artifact_bytes: s.artifact_bytes,
         }),
     }
 }
@@ -369,6 +374,7 @@ impl IngestStore for MemIngestStore {
             let seq = first_seq + i as u64;
             m.records.push(record::ref_record(seq, chunk).into_bytes());
             m.next_seq = seq + 1;
+            m.artifact_bytes += chunk.len;
         }
         Ok(Durable::default())
     }
