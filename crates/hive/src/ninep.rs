@@ -11,6 +11,11 @@
 //! a size below 7 closes the connection (it cannot be answered); a size
 //! above the negotiated msize is answered `EMSGSIZE` and the connection is
 //! closed, since the stream cannot be trusted to resynchronise.
+//!
+//! A connection that holds no attached session for [`ATTACH_TIMEOUT`]
+//! (from its start, or since its last session ended) is cut and counted as
+//! `cut`: without it, idle unauthenticated connections could hold every
+//! one of the manifest's `ninep.max_sessions` slots forever.
 
 use crate::Shared;
 use cohesix_core::Hive;
@@ -26,6 +31,10 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Smallest frame: size[4] type[1] tag[2].
 const HEADER: usize = 7;
+
+/// Longest time a connection may go without an attached session. Long
+/// enough for any client's version + auth + attach round trips.
+pub const ATTACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Accepts connections until the listener fails or the hive shuts down.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
@@ -91,8 +100,12 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) ->
     let mut chunk = vec![0u8; 64 * 1024];
     let mut shutdown = shared.shutdown.subscribe();
     tracing::debug!(%peer, "9p connection opened");
+    // Set while no session is attached: the instant the wait began.
+    let mut unattached_since = Some(Instant::now());
 
     stats.end = loop {
+        let attach_deadline =
+            unattached_since.map(|t| tokio::time::Instant::from_std(t + ATTACH_TIMEOUT));
         let n = tokio::select! {
             r = stream.read(&mut chunk) => match r {
                 Ok(0) => break "eof",
@@ -100,6 +113,16 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) ->
                 Err(_) => break "read-error",
             },
             _ = shutdown.changed() => break "shutdown",
+            _ = async {
+                match attach_deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                shared.with_hive(|h| h.count_refusal(ErrorClass::Closed));
+                stats.refused += 1;
+                break "attach-timeout";
+            }
         };
         inbuf.extend_from_slice(&chunk[..n]);
         let msize = session.msize().unwrap_or(limits.msize) as usize;
@@ -138,6 +161,10 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) ->
         if close {
             break "protocol-close";
         }
+        unattached_since = match session.attached_count() {
+            0 => unattached_since.or_else(|| Some(Instant::now())),
+            _ => None,
+        };
     };
     shared.with_hive(|h| session.shutdown(h));
     stats

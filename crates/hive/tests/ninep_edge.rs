@@ -359,3 +359,28 @@ async fn worker_ids_survive_a_restart_of_the_hive() {
     assert_ne!(id.trim(), "worker-1");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn unattached_connections_are_cut_after_the_attach_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = hive(&dir).await;
+    let q = queen(&h).await;
+    let cut = |t: String| -> u64 { t.trim().trim_start_matches("cut=").parse().unwrap() };
+    let before = cut(text(&q, "/proc/pressure/cut").await);
+    // One versioned but never attached, one that sent half a header.
+    let mut versioned = raw(&h).await;
+    let mut half = TcpStream::connect(h.ninep_addr).await.unwrap();
+    half.write_all(&[19, 0]).await.unwrap();
+    tokio::time::sleep(cohesix_hive::ninep::ATTACH_TIMEOUT + Duration::from_secs(1)).await;
+    let mut byte = [0u8; 1];
+    for s in [&mut versioned, &mut half] {
+        let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut byte))
+            .await
+            .expect("closed, not idle")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "the hive closed the unattached connection");
+    }
+    // The attached session, idle just as long, still works.
+    assert_eq!(cut(text(&q, "/proc/pressure/cut").await), before + 2);
+    h.shutdown().await;
+}
