@@ -227,6 +227,7 @@ pub async fn echo(State(app): State<App>, headers: HeaderMap, body: Body) -> Res
     let result = async {
         validate::path(&path)?;
         validate::echo_line(&req.line)?;
+        validate::no_session_state(&path, &req.line)?;
         let read_back = is_control(&path);
         let (p, line) = (&path, req.line.as_bytes());
         let (written, reply) = app

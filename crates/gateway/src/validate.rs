@@ -121,9 +121,50 @@ pub fn echo_line(line: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Refuses `bind` and `mount` lines for `/queen/ctl`. Binds and mounts
+/// belong to the one hive session that writes them, and every gateway
+/// request runs on whichever pooled session is free: a bind would change
+/// the namespace of one pooled session for every later client (1 request
+/// in `--connections`), and could hide `/queen/ctl` from it for good.
+pub fn no_session_state(path: &str, line: &str) -> Result<(), Invalid> {
+    if path != "/queen/ctl" {
+        return Ok(());
+    }
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(line) else {
+        return Ok(()); // not a ctl object: the hive refuses it
+    };
+    if map.contains_key("bind") || map.contains_key("mount") {
+        return Err(invalid(
+            "session-state",
+            "bind and mount are per session; the gateway's sessions are shared",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bind_and_mount_cannot_change_a_pooled_session() {
+        for line in [
+            r#"{"bind":{"from":"/shard","to":"/proc"}}"#,
+            r#"{"mount":{"service":"logs","at":"/x"}}"#,
+            r#"{"b\u0069nd":{"from":"/shard","to":"/proc"}}"#,
+        ] {
+            let e = no_session_state("/queen/ctl", line).unwrap_err();
+            assert_eq!(e.detail, "session-state", "{line}");
+        }
+        assert_eq!(
+            no_session_state("/queen/ctl", r#"{"spawn":"heartbeat","ticks":3}"#),
+            Ok(())
+        );
+        assert_eq!(
+            no_session_state("/worker/worker-1/telemetry", r#"{"bind":1}"#),
+            Ok(())
+        );
+    }
 
     #[test]
     fn good_paths_pass() {
