@@ -1113,6 +1113,7 @@ impl Hive {
         match path {
             "/queen/ctl" => {
                 let commands = ctl::parse_write(data)?;
+                self.check_ctl(sid, &commands)?;
                 let mut replies = Vec::new();
                 for cmd in commands {
                     if let Some(r) = self.execute(sid, cmd)? {
@@ -1177,7 +1178,91 @@ impl Hive {
         }
     }
 
+    /// Checks a `/queen/ctl` write of several lines before any of them runs,
+    /// so that a refused line leaves the effects of the lines before it
+    /// undone (invariant 4): spawns and kills are checked against the
+    /// worker set the earlier lines would leave, binds and mounts are
+    /// applied to the session and taken back. A kill of a worker spawned
+    /// in the same write is refused (its id is not known yet).
+    fn check_ctl(&mut self, sid: SessionId, commands: &[CtlCommand]) -> Result<(), NsError> {
+        if commands.len() < 2 {
+            return Ok(()); // one line is checked as it runs
+        }
+        let saved = self.sessions.get(&sid).map(|s| s.binds.clone());
+        let result = self.check_ctl_lines(sid, commands);
+        if let (Some(saved), Some(s)) = (saved, self.sessions.get_mut(&sid)) {
+            s.binds = saved;
+        }
+        result
+    }
+
+    fn check_ctl_lines(&mut self, sid: SessionId, commands: &[CtlCommand]) -> Result<(), NsError> {
+        let mut live: BTreeSet<u64> = self.workers.keys().copied().collect();
+        let mut spawned = 0usize;
+        for cmd in commands {
+            match cmd {
+                CtlCommand::SpawnHeartbeat { budget, .. } => {
+                    self.require_new_work()?;
+                    if live.len() + spawned >= self.manifest.workers.max_workers as usize {
+                        return Err(NsError::quota("buffer-full"));
+                    }
+                    self.budget_of(*budget)?;
+                    spawned += 1;
+                }
+                CtlCommand::SpawnGpu { .. } => return Err(NsError::not_found("gpu-unavailable")),
+                CtlCommand::Kill { worker } => {
+                    let n = node::parse_worker_id(worker)
+                        .ok_or(NsError::not_found("unknown-worker"))?;
+                    if !live.remove(&n) {
+                        return Err(NsError::not_found("unknown-worker"));
+                    }
+                }
+                CtlCommand::Bind(b) => {
+                    self.bind_apply(sid, &b.from, &b.to)?;
+                }
+                CtlCommand::Mount(m) => {
+                    let from =
+                        service_root(&m.service).ok_or(NsError::not_found("unknown-service"))?;
+                    self.bind_apply(sid, from, &m.at)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The budget a spawn gets: the manifest's defaults, overridden.
+    fn budget_of(&self, budget: BudgetSpec) -> Result<(u32, u32, u32), NsError> {
+        let defaults = &self.manifest.workers;
+        let tick_budget = budget.ticks.unwrap_or(defaults.default_ticks);
+        let ops_budget = budget.ops.unwrap_or(defaults.default_ops);
+        let ttl_s = budget.ttl_s.unwrap_or(defaults.default_ttl_s);
+        if tick_budget == 0 || ops_budget == 0 || ttl_s == 0 {
+            return Err(NsError::invalid("invalid-payload"));
+        }
+        Ok((tick_budget, ops_budget, ttl_s))
+    }
+
     fn bind(&mut self, sid: SessionId, from: &str, to: &str, verb: &str) -> Result<(), NsError> {
+        let (from, to) = self.bind_apply(sid, from, to)?;
+        let owner = self
+            .sessions
+            .get(&sid)
+            .map_or_else(String::new, Session::owner);
+        self.audit_line(&format!(
+            "{verb} {from} -> {to} by={owner} session={}",
+            sid.0
+        ));
+        Ok(())
+    }
+
+    /// Adds a bind to the session (no audit line); returns the canonical
+    /// (from, to).
+    fn bind_apply(
+        &mut self,
+        sid: SessionId,
+        from: &str,
+        to: &str,
+    ) -> Result<(String, String), NsError> {
         self.require_new_work()?;
         let depth = self.manifest.ninep.walk_depth as usize;
         let comp = self.manifest.ninep.max_component_bytes as usize;
@@ -1199,12 +1284,7 @@ impl Hive {
             return Err(NsError::quota("too-many-binds"));
         }
         s.binds.push((to.clone(), from.clone()));
-        let owner = s.owner();
-        self.audit_line(&format!(
-            "{verb} {from} -> {to} by={owner} session={}",
-            sid.0
-        ));
-        Ok(())
+        Ok((from, to))
     }
 
     fn require_new_work(&self) -> Result<(), NsError> {
@@ -1220,13 +1300,7 @@ impl Hive {
         if self.workers.len() >= self.manifest.workers.max_workers as usize {
             return Err(NsError::quota("buffer-full"));
         }
-        let defaults = &self.manifest.workers;
-        let tick_budget = budget.ticks.unwrap_or(defaults.default_ticks);
-        let ops_budget = budget.ops.unwrap_or(defaults.default_ops);
-        let ttl_s = budget.ttl_s.unwrap_or(defaults.default_ttl_s);
-        if tick_budget == 0 || ops_budget == 0 || ttl_s == 0 {
-            return Err(NsError::invalid("invalid-payload"));
-        }
+        let (tick_budget, ops_budget, ttl_s) = self.budget_of(budget)?;
         let n = self.next_worker;
         if n >= self.reserved_worker {
             let upto = n + WORKER_ID_BLOCK;

@@ -464,3 +464,43 @@ fn empty_uname_takes_the_role_from_the_ticket() {
     let sid = Backend::attach(&mut h, req).expect("attach");
     assert_eq!(h.session_role(sid), Some(Role::Queen));
 }
+
+#[test]
+fn a_ctl_write_with_a_refused_line_runs_none_of_its_lines() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    let audit_before = text(&mut h, q, "/log/queen.log");
+    let refused = [
+        // spawn, then a kill of a worker that does not exist
+        "{\"spawn\":\"heartbeat\",\"ticks\":3}\n{\"kill\":\"worker-999\"}",
+        // bind, then an unknown service
+        "{\"bind\":{\"from\":\"/shard\",\"to\":\"/shadow\"}}\n{\"mount\":{\"service\":\"nope\",\"at\":\"/x\"}}",
+        // spawn, then a GPU lease (none on hosts)
+        "{\"spawn\":\"heartbeat\",\"ticks\":3}\n{\"spawn\":\"gpu\",\"lease\":{\"gpu_id\":\"GPU-0\",\"mem_mb\":1,\"streams\":1,\"ttl_s\":1}}",
+    ];
+    for (i, write) in refused.iter().enumerate() {
+        assert!(
+            h.append(q, "/queen/ctl", write.as_bytes()).is_err(),
+            "{write}"
+        );
+        assert_eq!(pressure_total(&h), i as u64 + 1, "counted once: {write}");
+    }
+    assert_eq!(h.live_workers(), 0, "no worker spawned");
+    assert!(h.stat_path(q, "/shadow").is_err(), "no bind kept");
+    assert_eq!(text(&mut h, q, "/log/queen.log"), audit_before);
+
+    // A kill of a worker killed earlier in the same write is refused too.
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#);
+    let twice = "{\"kill\":\"worker-1\"}\n{\"kill\":\"worker-1\"}";
+    assert!(h.append(q, "/queen/ctl", twice.as_bytes()).is_err());
+    assert_eq!(h.live_workers(), 1);
+
+    // Lines that are all good still run in order.
+    let good = "{\"kill\":\"worker-1\"}\n{\"spawn\":\"heartbeat\",\"ticks\":3}\n{\"bind\":{\"from\":\"/shard\",\"to\":\"/shadow\"}}";
+    let out = h
+        .append(q, "/queen/ctl", good.as_bytes())
+        .expect("good write");
+    assert_eq!(out.reply.as_deref(), Some("worker-2"));
+    assert_eq!(h.live_workers(), 1);
+    assert!(h.stat_path(q, "/shadow").is_ok());
+}
