@@ -214,3 +214,57 @@ pub struct BrokerCounters {
     /// Slots per session (the hive's tags-in-flight bound).
     pub slots_per_connection: u64,
 }
+
+/// Every `/v1/telemetry/*` JSON answer, success or failure. Fields other
+/// than `status` and `device` appear only when they carry something.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "status": "OK", "device": "cam-1", "artifact": "seg-000004.17",
+    "bytes": 4194304, "chunks": 1
+}))]
+pub struct TelemetryResponse {
+    pub status: Status,
+    /// The device id asked for (cut to 64 bytes when longer).
+    pub device: String,
+    /// The segment created (`segment`) or the newest one (`latest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    /// Records appended (`records`), also when a later one was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// The id an artifact commit returned, e.g. `seg-000004.17`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    /// Artifact bytes stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Content chunks (`coh-ref-c/v1` records) the artifact was stored as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<u64>,
+    /// Console-shaped error:
+    /// `ERR TELEMETRY reason=<busy|quota|cut|policy> detail=<tag> path=<p> error=<text>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Body of `POST /v1/telemetry/{device}/segment`.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"mime": "text/plain"}))]
+pub struct SegmentRequest {
+    /// 1–127 printable ASCII bytes with a `/`, no quotes or backslashes.
+    pub mime: String,
+}
+
+/// Body of `POST /v1/telemetry/{device}/records`.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"records": [
+    {"schema": "cohsh-telemetry-push/v1", "seq": 1, "mime": "text/plain", "payload": "hello"}
+]}))]
+pub struct RecordsRequest {
+    /// 1..=256 records, each a `cohsh-telemetry-push/v1` or `coh-ref-c/v1`
+    /// object (SURFACES §7), appended in order to the newest segment.
+    #[schema(value_type = Vec<Object>)]
+    pub records: Vec<serde_json::Value>,
+}

@@ -32,6 +32,8 @@ pub struct AppInner {
     pub token_hash: [u8; 32],
     pub request_ids: AtomicU64,
     pub failure_log: RateLimit,
+    /// One permit per artifact stream (upload or read-back) allowed now.
+    pub artifact_slots: Arc<tokio::sync::Semaphore>,
     hive_metrics: tokio::sync::Mutex<Option<(Instant, String)>>,
 }
 
@@ -45,6 +47,7 @@ impl std::ops::Deref for App {
 impl App {
     pub fn new(cfg: GatewayConfig, broker: Broker) -> App {
         let token_hash = *blake3::hash(cfg.request_token.as_bytes()).as_bytes();
+        let streams = cfg.http.artifact_streams;
         App {
             inner: Arc::new(AppInner {
                 cfg,
@@ -53,6 +56,7 @@ impl App {
                 token_hash,
                 request_ids: AtomicU64::new(1),
                 failure_log: RateLimit::new(20),
+                artifact_slots: Arc::new(tokio::sync::Semaphore::new(streams)),
                 hive_metrics: tokio::sync::Mutex::new(None),
             }),
         }

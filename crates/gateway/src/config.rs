@@ -69,6 +69,15 @@ pub struct HttpLimits {
     pub max_connections: usize,
     /// How long `/metrics` reuses the hive counters it read.
     pub metrics_cache: Duration,
+    /// Artifact streams (uploads and read-backs) at once; more get 429.
+    /// Each has its own 9P session, so they never hold pool slots.
+    pub artifact_streams: usize,
+    /// msize asked for on an artifact stream's session (the hive grants
+    /// at most its manifest's `ninep.msize`).
+    pub artifact_msize: u32,
+    /// Bound on each 9P request of an artifact stream (a chunk seal syncs
+    /// up to `chunk_bytes` before its write is answered).
+    pub artifact_io_timeout: Duration,
 }
 
 /// Everything a gateway needs.
@@ -123,6 +132,9 @@ impl GatewayConfig {
                 body_timeout: Duration::from_secs(10),
                 max_connections: 16_384,
                 metrics_cache: Duration::from_secs(1),
+                artifact_streams: 4,
+                artifact_msize: 1 << 20,
+                artifact_io_timeout: Duration::from_secs(60),
             },
         }
     }
@@ -145,6 +157,12 @@ impl GatewayConfig {
         if self.pool.tags_per_connection == 0 {
             return Err(ConfigError::Range {
                 what: "tags per connection",
+                allowed: "1..=1024",
+            });
+        }
+        if self.http.artifact_streams == 0 || self.http.artifact_streams > 1024 {
+            return Err(ConfigError::Range {
+                what: "artifact streams",
                 allowed: "1..=1024",
             });
         }

@@ -8,6 +8,8 @@
 //! - [`config`]: settings and the refusals checked before start.
 //! - [`broker`]: the session pool, its bounded wait queue and reconnects.
 //! - [`ops`]: ls, cat, tail, echo as 9P over one leased session.
+//! - [`telemetry`]: the ingest routes; artifacts streamed over their own
+//!   sessions.
 //! - [`app`]: shared state; deadline, checkout and retry around an op.
 //! - [`routes`]: the handlers (and, by annotation, the OpenAPI document).
 //! - [`server`]: router, auth, request log, metrics, the accept loop.
@@ -27,6 +29,7 @@ pub mod openapi;
 pub mod ops;
 pub mod routes;
 pub mod server;
+pub mod telemetry;
 pub mod validate;
 
 pub use config::GatewayConfig;

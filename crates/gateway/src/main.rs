@@ -98,6 +98,14 @@ struct Args {
     #[arg(long, default_value_t = 16_384)]
     max_connections: usize,
 
+    /// Artifact streams (telemetry uploads and read-backs) at once; more get 429.
+    #[arg(long, default_value_t = 4)]
+    artifact_streams: usize,
+
+    /// msize asked for on each artifact stream's own 9P session.
+    #[arg(long, default_value_t = 1 << 20)]
+    artifact_msize: u32,
+
     /// Longest pause between reconnect attempts, in ms (back-off starts at 100).
     #[arg(long, default_value_t = 5000)]
     reconnect_max_ms: u64,
@@ -179,6 +187,8 @@ fn config(args: &Args) -> anyhow::Result<GatewayConfig> {
     cfg.http.header_timeout = Duration::from_millis(args.client_timeout_ms.max(1));
     cfg.http.body_timeout = cfg.http.header_timeout;
     cfg.http.max_connections = args.max_connections;
+    cfg.http.artifact_streams = args.artifact_streams;
+    cfg.http.artifact_msize = args.artifact_msize;
     Ok(cfg)
 }
 

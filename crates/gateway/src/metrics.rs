@@ -23,6 +23,11 @@ pub enum Route {
     Cat,
     Tail,
     Echo,
+    TelemetrySegment,
+    TelemetryRecords,
+    TelemetryLatest,
+    TelemetryArtifact,
+    TelemetryArtifacts,
     Bounds,
     Status,
     OpenApi,
@@ -32,11 +37,16 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 10] = [
+    pub const ALL: [Route; 15] = [
         Route::Ls,
         Route::Cat,
         Route::Tail,
         Route::Echo,
+        Route::TelemetrySegment,
+        Route::TelemetryRecords,
+        Route::TelemetryLatest,
+        Route::TelemetryArtifact,
+        Route::TelemetryArtifacts,
         Route::Bounds,
         Route::Status,
         Route::OpenApi,
@@ -56,7 +66,7 @@ impl Route {
             "/v1/openapi.yaml" => Route::OpenApi,
             "/docs" => Route::Docs,
             "/metrics" => Route::Metrics,
-            _ => Route::Other,
+            p => Route::of_telemetry(p),
         }
     }
 
@@ -66,12 +76,40 @@ impl Route {
             Route::Cat => "/v1/fs/cat",
             Route::Tail => "/v1/fs/tail",
             Route::Echo => "/v1/fs/echo",
+            Route::TelemetrySegment => "/v1/telemetry/{device}/segment",
+            Route::TelemetryRecords => "/v1/telemetry/{device}/records",
+            Route::TelemetryLatest => "/v1/telemetry/{device}/latest",
+            Route::TelemetryArtifact => "/v1/telemetry/{device}/artifact",
+            Route::TelemetryArtifacts => "/v1/telemetry/{device}/artifacts/{id}",
             Route::Bounds => "/v1/meta/bounds",
             Route::Status => "/v1/meta/status",
             Route::OpenApi => "/v1/openapi.yaml",
             Route::Docs => "/docs",
             Route::Metrics => "/metrics",
             Route::Other => "other",
+        }
+    }
+
+    /// The telemetry routes, by shape: `/v1/telemetry/<one>/<tail>`.
+    fn of_telemetry(path: &str) -> Route {
+        let Some(rest) = path.strip_prefix("/v1/telemetry/") else {
+            return Route::Other;
+        };
+        let mut parts = rest.split('/');
+        let (Some(_device), Some(what)) = (parts.next(), parts.next()) else {
+            return Route::Other;
+        };
+        let id = parts.next();
+        if parts.next().is_some() {
+            return Route::Other;
+        }
+        match (what, id) {
+            ("segment", None) => Route::TelemetrySegment,
+            ("records", None) => Route::TelemetryRecords,
+            ("latest", None) => Route::TelemetryLatest,
+            ("artifact", None) => Route::TelemetryArtifact,
+            ("artifacts", Some(_)) => Route::TelemetryArtifacts,
+            _ => Route::Other,
         }
     }
 

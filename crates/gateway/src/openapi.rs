@@ -3,10 +3,10 @@
 //! renders it. Nothing here is written by hand except the prose.
 
 use crate::api::{
-    BoundsResponse, BrokerCounters, EchoRequest, FsResponse, GatewayBounds, Problem, Status,
-    StatusResponse, Verb,
+    BoundsResponse, BrokerCounters, EchoRequest, FsResponse, GatewayBounds, Problem,
+    RecordsRequest, SegmentRequest, Status, StatusResponse, TelemetryResponse, Verb,
 };
-use crate::routes;
+use crate::{routes, telemetry};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
 
@@ -26,6 +26,11 @@ use utoipa::OpenApi;
         routes::cat,
         routes::tail,
         routes::echo,
+        telemetry::segment,
+        telemetry::records,
+        telemetry::latest,
+        telemetry::put_artifact,
+        telemetry::get_artifact,
         routes::bounds,
         routes::status,
         routes::metrics,
@@ -42,10 +47,15 @@ use utoipa::OpenApi;
         GatewayBounds,
         StatusResponse,
         BrokerCounters,
+        TelemetryResponse,
+        SegmentRequest,
+        RecordsRequest,
     )),
     modifiers(&AuthSchemes),
     tags(
         (name = "fs", description = "The hive's namespace: list, read, tail, append."),
+        (name = "telemetry", description = "Telemetry ingest: segments, records, and \
+            artifacts streamed in and out."),
         (name = "meta", description = "Bounds, connection state and metrics."),
         (name = "docs", description = "This document, as YAML and as a page."),
     )

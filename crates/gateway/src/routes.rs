@@ -287,7 +287,7 @@ pub async fn bounds(State(app): State<App>) -> Response {
             String::from("/queen/lifecycle/ctl"),
             String::from("/queen/telemetry/<device>/ctl"),
         ],
-        surfaces: ["fs", "meta", "metrics", "openapi", "docs"]
+        surfaces: ["fs", "telemetry", "meta", "metrics", "openapi", "docs"]
             .map(String::from)
             .to_vec(),
     };
@@ -444,7 +444,11 @@ fn answer(verb: Verb, path: &str, result: Result<(Vec<String>, Option<u64>), FsE
 
 /// Reads a request body within the size and time bounds; a declared
 /// length over the bound is refused before a byte is read.
-async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, FsError> {
+pub(crate) async fn read_body(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, FsError> {
     let limit = app.cfg.http.max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -465,6 +469,15 @@ async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>
             why: format!("body could not be read: {e}"),
         })),
     }
+}
+
+/// Notes a non-fs answer's outcome for the request log line.
+pub(crate) fn problem_outcome(response: &mut Response, path: &str, error: Option<String>) {
+    let outcome = Outcome {
+        path: crate::error::printable(path, 256),
+        error,
+    };
+    response.extensions_mut().insert(outcome);
 }
 
 fn bad_query(e: &QueryRejection) -> FsError {

@@ -6,18 +6,20 @@
 //! the next request's headers starts when a response is written). Past
 //! `max_connections`, new connections are accepted and closed at once, so
 //! a flood of idle sockets cannot take memory without bound. Request bodies
-//! are bounded by the echo handler itself, before anything is buffered.
+//! are bounded by the handlers themselves, before anything is buffered;
+//! an artifact upload is streamed, never buffered, so it has no body limit.
 
 use crate::app::App;
 use crate::broker::Broker;
 use crate::config::{ConfigError, GatewayConfig};
 use crate::metrics::Route;
 use crate::routes::{self, Outcome};
+use crate::telemetry;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -86,6 +88,17 @@ pub fn router(app: App) -> Router {
         .route("/v1/fs/cat", get(routes::cat))
         .route("/v1/fs/tail", get(routes::tail))
         .route("/v1/fs/echo", post(routes::echo))
+        .route("/v1/telemetry/:device/segment", post(telemetry::segment))
+        .route("/v1/telemetry/:device/records", post(telemetry::records))
+        .route("/v1/telemetry/:device/latest", get(telemetry::latest))
+        .route(
+            "/v1/telemetry/:device/artifact",
+            put(telemetry::put_artifact),
+        )
+        .route(
+            "/v1/telemetry/:device/artifacts/:id",
+            get(telemetry::get_artifact),
+        )
         .route("/v1/meta/bounds", get(routes::bounds))
         .route("/v1/meta/status", get(routes::status))
         .route("/metrics", get(routes::metrics))

@@ -53,7 +53,18 @@ pub async fn start_hive_ticking(
     listen: &str,
     tick_ms: u32,
 ) -> anyhow::Result<RunningHive> {
+    start_hive_tuned(dir, listen, tick_ms, |_| {}).await
+}
+
+/// Starts a hive whose manifest `tune` adjusts.
+pub async fn start_hive_tuned(
+    dir: &Path,
+    listen: &str,
+    tick_ms: u32,
+    tune: impl FnOnce(&mut Manifest),
+) -> anyhow::Result<RunningHive> {
     let mut manifest = Manifest::default();
+    tune(&mut manifest);
     manifest.ninep.listen = listen.to_string();
     manifest.console.listen = String::new();
     manifest.workers.heartbeat_interval_ms = tick_ms;
@@ -83,8 +94,17 @@ pub async fn harness_with(tune: impl FnOnce(&mut GatewayConfig)) -> Harness {
 
 /// Like [`harness_with`], with workers ticking every `tick_ms`.
 pub async fn harness_ticking(tick_ms: u32, tune: impl FnOnce(&mut GatewayConfig)) -> Harness {
+    harness_tuned(tick_ms, |_| {}, tune).await
+}
+
+/// A hive whose manifest `hive_tune` adjusts, and a gateway `tune` adjusts.
+pub async fn harness_tuned(
+    tick_ms: u32,
+    hive_tune: impl FnOnce(&mut Manifest),
+    tune: impl FnOnce(&mut GatewayConfig),
+) -> Harness {
     let data_dir = tempfile::tempdir().expect("tempdir");
-    let hive = start_hive_ticking(data_dir.path(), "127.0.0.1:0", tick_ms)
+    let hive = start_hive_tuned(data_dir.path(), "127.0.0.1:0", tick_ms, hive_tune)
         .await
         .expect("hive");
     let hive_addr = hive.ninep_addr;

@@ -1,5 +1,6 @@
 //! Contract tests of `hive-gateway` against a real hive started in-process
-//! (and, for timing-dependent cases, a scripted 9P server): every route,
+//! (and, for timing-dependent cases, a scripted 9P server): every route
+//! (telemetry ingest and artifact streams included),
 //! every documented status code, both auth headers, bad input, connection
 //! bounds, the hive restarting underneath, and the OpenAPI snapshot.
 
@@ -12,3 +13,4 @@ mod fake_hive;
 mod openapi_snapshot;
 mod resilience;
 mod routes;
+mod telemetry;
