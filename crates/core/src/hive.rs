@@ -30,6 +30,11 @@ const WORKER_ID_BLOCK: u64 = 1024;
 /// Most timer events handled by one [`Hive::advance`] call, so the core
 /// never holds its caller for long; the rest are handled on the next call.
 const MAX_EVENTS_PER_ADVANCE: usize = 50_000;
+/// Most sessions one worker's tickets may hold at once (all transports).
+/// Without it one worker could take every one of `ninep.max_sessions`
+/// and lock the queen (and the gateway's reconnects) out of 9P.
+const MAX_SESSIONS_PER_WORKER: u32 = 16;
+
 /// Most binds or mounts per session.
 const MAX_BINDS_PER_SESSION: usize = 16;
 /// Bytes a write to `/queen/ctl` may carry.
@@ -424,8 +429,13 @@ impl Hive {
         };
         let claims = self.verify_ticket(ticket, role)?;
         if let Some(n) = claims.subject.as_deref().and_then(node::parse_worker_id) {
-            if role.is_worker() && !self.workers.contains_key(&n) {
-                return Err(NsError::permission("worker-gone"));
+            if role.is_worker() {
+                let Some(w) = self.workers.get(&n) else {
+                    return Err(NsError::permission("worker-gone"));
+                };
+                if w.sessions >= MAX_SESSIONS_PER_WORKER {
+                    return Err(NsError::busy("too-many-sessions"));
+                }
             }
         }
         Ok((role, Some(claims)))

@@ -504,3 +504,21 @@ fn a_ctl_write_with_a_refused_line_runs_none_of_its_lines() {
     assert_eq!(h.live_workers(), 1);
     assert!(h.stat_path(q, "/shadow").is_ok());
 }
+
+#[test]
+fn one_worker_cannot_take_every_session() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#);
+    let busy = h.pressure().busy;
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(worker_session(&mut h, "worker-1").expect("within the cap"));
+    }
+    let e = worker_session(&mut h, "worker-1").expect_err("past the cap");
+    assert_eq!((e.class, e.detail), (ErrorClass::Busy, "too-many-sessions"));
+    assert_eq!(h.pressure().busy, busy + 1, "counted");
+    h.detach(held.pop().expect("one"));
+    assert!(worker_session(&mut h, "worker-1").is_ok(), "a slot freed");
+    queen(&mut h);
+}
