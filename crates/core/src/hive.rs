@@ -1207,13 +1207,16 @@ impl Hive {
     }
 
     fn check_ctl_lines(&mut self, sid: SessionId, commands: &[CtlCommand]) -> Result<(), NsError> {
-        let mut live: BTreeSet<u64> = self.workers.keys().copied().collect();
+        // Kills and spawns of the lines so far: O(lines), whatever the
+        // number of workers (the scale bench spawns in large writes).
+        let mut killed: BTreeSet<u64> = BTreeSet::new();
         let mut spawned = 0usize;
         for cmd in commands {
             match cmd {
                 CtlCommand::SpawnHeartbeat { budget, .. } => {
                     self.require_new_work()?;
-                    if live.len() + spawned >= self.manifest.workers.max_workers as usize {
+                    let live = self.workers.len() - killed.len() + spawned;
+                    if live >= self.manifest.workers.max_workers as usize {
                         return Err(NsError::quota("buffer-full"));
                     }
                     self.budget_of(*budget)?;
@@ -1223,7 +1226,7 @@ impl Hive {
                 CtlCommand::Kill { worker } => {
                     let n = node::parse_worker_id(worker)
                         .ok_or(NsError::not_found("unknown-worker"))?;
-                    if !live.remove(&n) {
+                    if !self.workers.contains_key(&n) || !killed.insert(n) {
                         return Err(NsError::not_found("unknown-worker"));
                     }
                 }
