@@ -1284,9 +1284,15 @@ impl Hive {
         if to == "/" || from == "/" {
             return Err(NsError::invalid("invalid-path"));
         }
-        let (_, node) = self.resolve(sid, &from)?;
+        // The bind keeps the real path `from` names now: binding a bind's
+        // target follows it, and no chain of binds can loop.
+        let (real, node) = self.resolve(sid, &from)?;
         if !matches!(node, Node::Dir(_)) {
             return Err(NsError::invalid("not-a-directory"));
+        }
+        if node::parse(&real).is_none() {
+            // only a directory leading to a bind target: nothing to bind
+            return Err(NsError::not_found("invalid-path"));
         }
         let s = self
             .sessions
@@ -1296,7 +1302,7 @@ impl Hive {
         if s.binds.len() >= MAX_BINDS_PER_SESSION {
             return Err(NsError::quota("too-many-binds"));
         }
-        s.binds.push((to.clone(), from.clone()));
+        s.binds.push((to.clone(), real));
         Ok((from, to))
     }
 

@@ -522,3 +522,27 @@ fn one_worker_cannot_take_every_session() {
     assert!(worker_session(&mut h, "worker-1").is_ok(), "a slot freed");
     queen(&mut h);
 }
+
+#[test]
+fn bind_cannot_create_a_loop_and_a_bind_of_a_bind_follows_it() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    let bind = |h: &mut Hive, from: &str, to: &str| {
+        let line = format!(r#"{{"bind":{{"from":"{from}","to":"{to}"}}}}"#);
+        h.append(q, "/queen/ctl", line.as_bytes())
+    };
+    bind(&mut h, "/proc", "/shadow").unwrap();
+    // /shadow/x -> the real /proc, not to /shadow again.
+    bind(&mut h, "/shadow", "/shadow/x").unwrap();
+    assert_eq!(
+        text(&mut h, q, "/shadow/x/root/reachable"),
+        "reachable=yes\n"
+    );
+    // A chain that would loop back lands on real paths too.
+    bind(&mut h, "/shadow/x", "/shadow").unwrap();
+    assert_eq!(text(&mut h, q, "/shadow/root/reachable"), "reachable=yes\n");
+    // A directory that only leads to a bind target is nothing to bind.
+    bind(&mut h, "/proc", "/a/b").unwrap();
+    let e = bind(&mut h, "/a", "/c").unwrap_err();
+    assert_eq!(e.class, ErrorClass::NotFound);
+}
