@@ -1284,6 +1284,11 @@ impl Hive {
         if to == "/" || from == "/" {
             return Err(NsError::invalid("invalid-path"));
         }
+        // There is no unbind: a bind over /queen/ctl would take the
+        // session's only way to bind, spawn or kill for good.
+        if to == "/queen" || to == "/queen/ctl" {
+            return Err(NsError::invalid("shadows-ctl"));
+        }
         // The bind keeps the real path `from` names now: binding a bind's
         // target follows it, and no chain of binds can loop.
         let (real, node) = self.resolve(sid, &from)?;

@@ -546,3 +546,33 @@ fn bind_cannot_create_a_loop_and_a_bind_of_a_bind_follows_it() {
     let e = bind(&mut h, "/a", "/c").unwrap_err();
     assert_eq!(e.class, ErrorClass::NotFound);
 }
+
+#[test]
+fn bind_cannot_shadow_queen_ctl() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    for line in [
+        r#"{"bind":{"from":"/proc","to":"/queen"}}"#,
+        r#"{"bind":{"from":"/proc","to":"/queen/ctl"}}"#,
+        r#"{"mount":{"service":"proc","at":"/queen"}}"#,
+    ] {
+        let e = h.append(q, "/queen/ctl", line.as_bytes()).unwrap_err();
+        assert_eq!(
+            (e.class, e.detail),
+            (ErrorClass::Invalid, "shadows-ctl"),
+            "{line}"
+        );
+    }
+    // The session still controls the hive.
+    assert_eq!(
+        spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":3}"#),
+        "worker-1"
+    );
+    // Binds below /queen that leave /queen/ctl alone are fine.
+    h.append(
+        q,
+        "/queen/ctl",
+        br#"{"bind":{"from":"/proc","to":"/queen/p"}}"#,
+    )
+    .unwrap();
+}
