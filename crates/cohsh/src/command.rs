@@ -53,6 +53,12 @@ pub enum ShellCommand {
     TelemetryPush {
         file: String,
         device: String,
+        /// Stream as an artifact even when the file is small text.
+        artifact: bool,
+    },
+    TelemetryPull {
+        device: String,
+        out: String,
     },
     Help {
         topic: Option<String>,
@@ -132,8 +138,9 @@ pub const COMMANDS: &[Spec] = &[
     ),
     spec(
         "telemetry",
-        "telemetry push <file> --device <id>",
-        "push a file as telemetry (not yet supported)",
+        "telemetry push <file> --device <id> [--artifact] | telemetry pull --device <id> \
+         --out <dir>",
+        "push a file as records or an artifact; pull segments and artifacts (9p, rest)",
     ),
     spec("help", "help [command]", "list commands or explain one"),
     spec("quit", "quit", "leave cohsh"),
@@ -303,15 +310,38 @@ fn parse_spawn(args: &[&str]) -> Result<ShellCommand, CommandError> {
     })
 }
 
+const TELEMETRY_USAGE: &str =
+    "telemetry push <file> --device <id> [--artifact] | telemetry pull --device <id> --out <dir>";
+
 fn parse_telemetry(args: &[&str]) -> Result<ShellCommand, CommandError> {
-    match args {
-        ["push", file, "--device", device] | ["push", "--device", device, file] => {
-            Ok(ShellCommand::TelemetryPush {
-                file: file.to_string(),
-                device: device.to_string(),
-            })
+    let usage = || CommandError::Usage(TELEMETRY_USAGE);
+    let (verb, rest) = args.split_first().ok_or_else(usage)?;
+    let mut device = None;
+    let mut out = None;
+    let mut file = None;
+    let mut artifact = false;
+    let mut words = rest.iter();
+    // Each pass takes one or two words; bounded by the line's words.
+    while let Some(word) = words.next() {
+        match *word {
+            "--device" => device = Some(words.next().ok_or_else(usage)?.to_string()),
+            "--out" => out = Some(words.next().ok_or_else(usage)?.to_string()),
+            "--artifact" => artifact = true,
+            w if w.starts_with("--") => return Err(usage()),
+            w if file.is_none() => file = Some(w.to_string()),
+            _ => return Err(usage()),
         }
-        _ => Err(CommandError::Usage("telemetry push <file> --device <id>")),
+    }
+    match (*verb, device, file, out) {
+        ("push", Some(device), Some(file), None) => Ok(ShellCommand::TelemetryPush {
+            file,
+            device,
+            artifact,
+        }),
+        ("pull", Some(device), None, Some(out)) if !artifact => {
+            Ok(ShellCommand::TelemetryPull { device, out })
+        }
+        _ => Err(usage()),
     }
 }
 
@@ -393,9 +423,27 @@ mod tests {
             ok("telemetry push f.txt --device d1"),
             ShellCommand::TelemetryPush {
                 file: "f.txt".into(),
-                device: "d1".into()
+                device: "d1".into(),
+                artifact: false,
             }
         );
+        assert_eq!(
+            ok("telemetry push --artifact big.bin --device d1"),
+            ShellCommand::TelemetryPush {
+                file: "big.bin".into(),
+                device: "d1".into(),
+                artifact: true,
+            }
+        );
+        assert_eq!(
+            ok("telemetry pull --device d1 --out /tmp/x"),
+            ShellCommand::TelemetryPull {
+                device: "d1".into(),
+                out: "/tmp/x".into(),
+            }
+        );
+        assert!(parse("telemetry pull --device d1").is_err());
+        assert!(parse("telemetry push a b --device d1").is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod rest;
 pub mod script;
 pub mod shell;
 pub mod tcp;
+pub mod telemetry;
 pub mod transport;
 
 use cli::{Cli, TransportKind};

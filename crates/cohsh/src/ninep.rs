@@ -82,7 +82,7 @@ impl NinePConsole {
     }
 
     /// The live client, reconnecting once if the connection died.
-    async fn client(&mut self) -> Result<Client, TransportError> {
+    pub(crate) async fn client(&mut self) -> Result<Client, TransportError> {
         if let Some(c) = self.client.as_ref().filter(|c| c.is_connected()) {
             return Ok(c.clone());
         }
@@ -92,6 +92,25 @@ impl NinePConsole {
         let client = self.connect().await?;
         self.client = Some(client.clone());
         Ok(client)
+    }
+
+    /// A session of its own with the same role and ticket, for an artifact
+    /// stream: asks for `msize` (the hive grants at most its own).
+    pub(crate) async fn dedicated(
+        &self,
+        msize: u32,
+        timeout: std::time::Duration,
+    ) -> Result<Client, TransportError> {
+        if self.role.is_empty() {
+            return Err(TransportError::NeedTicket);
+        }
+        let ticket = self.ticket.clone().ok_or(TransportError::NeedTicket)?;
+        let mut config = ClientConfig::new(self.role.clone(), ticket);
+        config.msize = msize;
+        config.timeout = timeout;
+        config.max_in_flight = 4;
+        config.max_fids = 4;
+        Ok(Client::connect(self.addr.as_str(), config).await?)
     }
 
     async fn connect(&self) -> Result<Client, TransportError> {

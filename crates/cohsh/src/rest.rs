@@ -173,6 +173,27 @@ impl RestConsole {
         fs_answer(status, &body)
     }
 
+    /// The gateway's `host:port`, path prefix and token, for requests
+    /// made on connections of their own (artifact streams).
+    pub(crate) fn endpoint(&self) -> Result<(String, String, String), TransportError> {
+        let authority = self.authority.clone().map_err(TransportError::Protocol)?;
+        let token = self
+            .token
+            .clone()
+            .ok_or_else(|| TransportError::AuthRefused(String::from(NO_TOKEN)))?;
+        Ok((authority, self.prefix.clone(), token))
+    }
+
+    /// One JSON request on the kept connection: status and body.
+    pub(crate) async fn exchange_raw(
+        &mut self,
+        method: &str,
+        uri: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Vec<u8>), TransportError> {
+        self.exchange(method, uri, body).await
+    }
+
     async fn get(&mut self, uri: &str) -> Result<Vec<u8>, TransportError> {
         let (status, body) = self.exchange("GET", uri, Vec::new()).await?;
         match status {
@@ -261,7 +282,13 @@ impl RestConsole {
 
 const NO_TOKEN: &str = "no gateway token: pass --rest-auth-token or set COHSH_REST_AUTH_TOKEN";
 
-async fn connect(authority: &str) -> Result<SendRequest<Full<Bytes>>, TransportError> {
+/// A fresh HTTP/1 connection to the gateway, for any body type.
+pub(crate) async fn connect<B>(authority: &str) -> Result<SendRequest<B>, TransportError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let failed = |why: String| TransportError::Connect {
         addr: authority.to_string(),
         why,

@@ -32,8 +32,6 @@ pub enum Outcome {
 pub enum ShellError {
     #[error(transparent)]
     Transport(#[from] TransportError),
-    #[error("{0}: not yet supported")]
-    Unsupported(&'static str),
 }
 
 /// The shell: a transport plus what it prints.
@@ -103,7 +101,19 @@ impl Shell {
                 let _ = self.transport.request(&Request::Quit).await;
                 Ok(Outcome::Quit)
             }
-            ShellCommand::TelemetryPush { .. } => Err(ShellError::Unsupported("telemetry push")),
+            ShellCommand::TelemetryPush {
+                file,
+                device,
+                artifact,
+            } => {
+                let reply =
+                    crate::telemetry::push(&mut self.transport, file, device, *artifact).await?;
+                Ok(Outcome::Reply(reply))
+            }
+            ShellCommand::TelemetryPull { device, out } => {
+                let reply = crate::telemetry::pull(&mut self.transport, device, out).await?;
+                Ok(Outcome::Reply(reply))
+            }
             ShellCommand::Help { topic } => {
                 let text = help(topic.as_deref());
                 for line in text.lines() {
@@ -152,7 +162,7 @@ impl Shell {
 }
 
 /// The hive request a command becomes; `None` for what the shell handles
-/// itself (`help`, `quit`, `telemetry push`).
+/// itself (`help`, `quit`, `telemetry push` and `pull`).
 fn request_for(command: &ShellCommand) -> Option<Request> {
     let append = |path: &str, text: String| Request::Echo {
         path: path.to_string(),
@@ -178,9 +188,10 @@ fn request_for(command: &ShellCommand) -> Option<Request> {
         ShellCommand::Bind { from, to } => append("/queen/ctl", ctl::bind_json(from, to)),
         ShellCommand::Mount { service, at } => append("/queen/ctl", ctl::mount_json(service, at)),
         ShellCommand::Lifecycle { action } => append("/queen/lifecycle/ctl", action.to_string()),
-        ShellCommand::Help { .. } | ShellCommand::Quit | ShellCommand::TelemetryPush { .. } => {
-            return None
-        }
+        ShellCommand::Help { .. }
+        | ShellCommand::Quit
+        | ShellCommand::TelemetryPush { .. }
+        | ShellCommand::TelemetryPull { .. } => return None,
     };
     Some(request)
 }

@@ -22,7 +22,7 @@ async fn telemetry_harness() -> Harness {
 fn pattern(len: usize) -> Vec<u8> {
     // Every 1 MiB chunk differs, so chunks are not stored once for all.
     (0..len)
-        .map(|i| ((i * 31) ^ (i >> 20) * 7 ^ (i >> 9)) as u8)
+        .map(|i| ((i * 31) ^ ((i >> 20) * 7) ^ (i >> 9)) as u8)
         .collect()
 }
 
