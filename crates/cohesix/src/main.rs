@@ -133,7 +133,12 @@ pub fn mint_ticket(
         .get(role.as_str())
         .with_context(|| format!("no secret for role {}", role.as_str()))?;
     let now = cohesix_hive::now_ms();
-    let mut claims = Claims::new(role, now, now + ttl_s.max(1) * 1000);
+    let expires = ttl_s
+        .max(1)
+        .checked_mul(1000)
+        .and_then(|ms| now.checked_add(ms))
+        .with_context(|| format!("--ttl-s {ttl_s} is too large"))?;
+    let mut claims = Claims::new(role, now, expires);
     claims.subject = subject;
     cohesix_ticket::mint(&claims, secret.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))
 }
