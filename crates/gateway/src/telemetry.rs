@@ -394,45 +394,82 @@ fn stream_permit(app: &App) -> Result<OwnedSemaphorePermit, FsError> {
 }
 
 /// Writes the body at the running offset, one iounit per `Twrite`, then
-/// commits; returns the bytes written and the artifact id.
-async fn upload(app: &App, file: &File, mut body: Body) -> Result<(u64, String), FsError> {
+/// commits; returns the bytes written and the artifact id. The next block
+/// is received while the previous one is written, so at most two blocks
+/// (and the rest of one body frame) are held.
+async fn upload(app: &App, file: &File, body: Body) -> Result<(u64, String), FsError> {
     let block = file.iounit().max(1) as usize;
-    let mut buf: Vec<u8> = Vec::with_capacity(block);
+    let mut input = Input {
+        body,
+        carry: Bytes::new(),
+        idle: app.cfg.http.body_timeout,
+        ended: false,
+    };
     let mut offset: u64 = 0;
-    let idle = app.cfg.http.body_timeout;
-    // Each pass takes one frame of the body; the body's end ends the loop.
-    loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => return Err(FsError::BodyTimeout),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err(FsError::Invalid(Invalid {
-                    detail: "body-cut",
-                    why: format!("body broke off: {e}"),
-                }))
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers carry nothing to store
-        };
-        let mut rest: &[u8] = &data;
-        while !rest.is_empty() {
-            let take = (block - buf.len()).min(rest.len());
-            buf.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if buf.len() == block {
-                write_all(file, &mut offset, &buf).await?;
-                buf.clear();
-            }
-        }
-    }
-    if !buf.is_empty() {
-        write_all(file, &mut offset, &buf).await?;
+    let mut current = Vec::with_capacity(block);
+    input.fill(&mut current, block).await?;
+    // Each pass writes one block while the next arrives; an empty block
+    // (the body's end) ends the loop.
+    while !current.is_empty() {
+        let mut next = Vec::with_capacity(block);
+        // The first failure of either ends both.
+        tokio::try_join!(
+            write_all(file, &mut offset, &current),
+            input.fill(&mut next, block)
+        )?;
+        current = next;
     }
     let reply = file.read_at(0, 64).await.map_err(|e| FsError::from(&e))?;
     let id = String::from_utf8_lossy(&reply).trim().to_string();
     Ok((offset, id))
+}
+
+/// The request body, taken a block at a time.
+struct Input {
+    body: Body,
+    /// What the last frame held past the previous block.
+    carry: Bytes,
+    /// Longest wait for the next frame.
+    idle: std::time::Duration,
+    ended: bool,
+}
+
+impl Input {
+    /// Fills `buf` up to `block` bytes; fewer only at the body's end.
+    async fn fill(&mut self, buf: &mut Vec<u8>, block: usize) -> Result<(), FsError> {
+        // Each pass takes carried bytes or one frame; the block filling or
+        // the body's end ends it.
+        while buf.len() < block {
+            if !self.carry.is_empty() {
+                let take = (block - buf.len()).min(self.carry.len());
+                let head = self.carry.split_to(take);
+                buf.extend_from_slice(&head);
+                continue;
+            }
+            if self.ended {
+                break;
+            }
+            let frame = match tokio::time::timeout(self.idle, self.body.frame()).await {
+                Err(_) => return Err(FsError::BodyTimeout),
+                Ok(None) => {
+                    self.ended = true;
+                    break;
+                }
+                Ok(Some(Err(e))) => {
+                    return Err(FsError::Invalid(Invalid {
+                        detail: "body-cut",
+                        why: format!("body broke off: {e}"),
+                    }))
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            // Trailers carry nothing to store.
+            if let Ok(data) = frame.into_data() {
+                self.carry = data;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Writes all of `data` at `*offset`, advancing it.
