@@ -527,6 +527,31 @@ impl Hive {
         Ok(())
     }
 
+    /// Refuses, before an append runs, what [`Hive::charge`] would refuse
+    /// after it (ticket ops or bandwidth, the worker's ops budget), so that
+    /// a refused append stores nothing. The refusal itself is charged as
+    /// `charge` always did (counters, revocation).
+    fn precharge(&mut self, sid: SessionId, bytes: u64) -> Result<(), NsError> {
+        let s = self
+            .sessions
+            .get(&sid)
+            .ok_or(NsError::closed("no-session"))?;
+        let over_ticket = s.claims.as_ref().is_some_and(|c| {
+            c.budget.ops.is_some_and(|max| s.ops + 1 > u64::from(max))
+                || c.quotas
+                    .bandwidth_bytes
+                    .is_some_and(|max| s.bytes_moved + bytes > u64::from(max))
+        });
+        let over_worker = s
+            .worker
+            .and_then(|n| self.workers.get(&n))
+            .is_some_and(|w| w.ops_used.saturating_add(1) > w.ops_budget);
+        if over_ticket || over_worker {
+            self.charge(sid, bytes)?;
+        }
+        Ok(())
+    }
+
     /// Enforces the ticket's scopes (path prefix, verb, rate) and cursor
     /// quotas. A ticket without scopes is limited by role policy alone.
     fn check_scopes(
@@ -990,6 +1015,7 @@ impl Hive {
         data: &[u8],
     ) -> Result<AppendOutcome, NsError> {
         self.alive(sid)?;
+        self.precharge(sid, data.len() as u64)?;
         let outcome = match open {
             OpenFile::Ring {
                 target: RingTarget::Worker(n),

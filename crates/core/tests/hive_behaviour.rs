@@ -576,3 +576,27 @@ fn bind_cannot_shadow_queen_ctl() {
     )
     .unwrap();
 }
+
+#[test]
+fn an_append_refused_by_the_ticket_budget_is_not_stored() {
+    let mut h = hive();
+    let q = queen(&mut h);
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":1}"#);
+    let mut claims = Claims::new(Role::WorkerHeartbeat, T0, T0 + 3_600_000);
+    claims.subject = Some("worker-1".into());
+    claims.budget.ops = Some(3);
+    claims.quotas.bandwidth_bytes = Some(64);
+    let t = cohesix_ticket::mint(&claims, b"secret-for-worker-heartbeat").expect("mint");
+    let w = h
+        .attach("worker-heartbeat", Credential::Ticket(&t), Transport::NineP)
+        .expect("worker attaches");
+    let path = "/worker/worker-1/telemetry";
+    // open + write: ops 1 and 2.
+    h.append(w, path, br#"{"n":1}"#).expect("within the budget");
+    // open is op 3, the write would be op 4: refused, and not stored.
+    let e = h
+        .append(w, path, br#"{"n":2}"#)
+        .expect_err("past the ops budget");
+    assert_eq!((e.class, e.detail), (ErrorClass::Quota, "ticket-ops"));
+    assert_eq!(text(&mut h, q, path), "{\"n\":1}\n");
+}
