@@ -942,9 +942,17 @@ impl Hive {
                     RingTarget::QueenLog => self.audit.ring(),
                 };
                 let marker_room = 64;
+                let before = *cursor;
                 let read = ring.read(cursor, count.saturating_sub(marker_room).max(1));
                 if read.lagged > 0 {
-                    let _ = writeln!(LineBuf(out), "{{\"lagged_bytes\":{}}}", read.lagged);
+                    let marker = format!("{{\"lagged_bytes\":{}}}\n", read.lagged);
+                    if marker.len() + read.data.len() > count {
+                        // The reply would be cut inside the marker and the
+                        // bytes read past lost: keep the reader's place.
+                        *cursor = before;
+                        return Err(NsError::invalid("count-too-small"));
+                    }
+                    out.extend_from_slice(marker.as_bytes());
                 }
                 out.extend_from_slice(&read.data);
                 let moved = out.len() as u64;
@@ -1571,16 +1579,6 @@ impl Hive {
             let _ = write!(text, "\nshard {label:02x} {count}");
         }
         text
-    }
-}
-
-/// Adapter so `writeln!` can append to a byte vector.
-struct LineBuf<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for LineBuf<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
     }
 }
 

@@ -600,3 +600,30 @@ fn an_append_refused_by_the_ticket_budget_is_not_stored() {
     assert_eq!((e.class, e.detail), (ErrorClass::Quota, "ticket-ops"));
     assert_eq!(text(&mut h, q, path), "{\"n\":1}\n");
 }
+
+#[test]
+fn a_lagged_read_too_small_for_the_marker_is_refused_and_keeps_the_place() {
+    let mut m = Manifest::default();
+    m.workers.ring_bytes = 256;
+    let mut h = hive_with(m, Box::new(NullStore), 1);
+    let q = queen(&mut h);
+    spawn(&mut h, q, r#"{"spawn":"heartbeat","ticks":100}"#);
+    h.advance(T0 + 1000);
+    let mut open = h
+        .open_path(q, "/worker/worker-1/telemetry", OpenMode::Read)
+        .unwrap();
+    for step in 2..=30 {
+        h.advance(T0 + step * 1000);
+    }
+    let mut out = Vec::new();
+    let e = h.read_open(q, &mut open, 0, 10, &mut out).unwrap_err();
+    assert_eq!(
+        (e.class, e.detail),
+        (ErrorClass::Invalid, "count-too-small")
+    );
+    // A read with room still learns how far it fell behind.
+    out.clear();
+    h.read_open(q, &mut open, 0, 4096, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("{\"lagged_bytes\":"), "{text}");
+}
