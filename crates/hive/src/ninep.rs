@@ -53,7 +53,10 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             }
         };
         let max = shared.manifest.ninep.max_sessions as usize;
-        if shared.ninep_connections.load(Ordering::Relaxed) >= max {
+        // Taken here, in the accept loop, not in the task: a burst of
+        // connects would otherwise all pass the check before any task ran.
+        if shared.ninep_connections.fetch_add(1, Ordering::AcqRel) >= max {
+            shared.ninep_connections.fetch_sub(1, Ordering::AcqRel);
             shared.with_hive(|h| h.count_refusal(ErrorClass::Busy));
             tracing::warn!(%peer, limit = max, "9p connection refused: session limit");
             continue;
@@ -61,10 +64,9 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
-            shared.ninep_connections.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
             let stats = connection(stream, peer, &shared).await;
-            shared.ninep_connections.fetch_sub(1, Ordering::Relaxed);
+            shared.ninep_connections.fetch_sub(1, Ordering::AcqRel);
             tracing::info!(
                 %peer,
                 requests = stats.requests,

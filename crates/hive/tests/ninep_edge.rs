@@ -384,3 +384,37 @@ async fn unattached_connections_are_cut_after_the_attach_timeout() {
     assert_eq!(cut(text(&q, "/proc/pressure/cut").await), before + 2);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_burst_of_connects_never_passes_the_session_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut manifest = Manifest::default();
+    manifest.ninep.listen = "127.0.0.1:0".into();
+    manifest.ninep.max_sessions = 8;
+    manifest.console.listen = String::new();
+    let config = HiveConfig {
+        manifest,
+        manifest_name: "test".into(),
+        data_dir: dir.path().to_path_buf(),
+    };
+    let h = cohesix_hive::start(config).await.expect("hive starts");
+    // Blocking connects: all 64 wait in the backlog before the accept
+    // loop runs, the burst that used to pass the limit.
+    let mut socks = Vec::new();
+    for _ in 0..64 {
+        let s = std::net::TcpStream::connect(h.ninep_addr).unwrap();
+        s.set_nonblocking(true).unwrap();
+        socks.push(TcpStream::from_std(s).unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut open = 0;
+    let mut byte = [0u8; 1];
+    for s in &mut socks {
+        match tokio::time::timeout(Duration::from_millis(50), s.read(&mut byte)).await {
+            Err(_) => open += 1, // still held by the hive
+            Ok(_) => {}          // closed: refused
+        }
+    }
+    assert_eq!(open, 8, "exactly max_sessions connections are served");
+    h.shutdown().await;
+}
