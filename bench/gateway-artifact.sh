@@ -10,13 +10,14 @@
 #   bench/gateway-artifact.sh               1 GiB
 #   bench/gateway-artifact.sh 67108864      64 MiB
 #   SKIP_BUILD=1 bench/gateway-artifact.sh  use the release binaries as built
+#   NO_DD=1 OUT=/tmp/x.txt bench/gateway-artifact.sh 16777216   a smoke run
 #   BENCH_DIR=/mnt/x bench/gateway-artifact.sh   data, files and dd there
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BYTES=${1:-1073741824}
 BASE=${BENCH_DIR:-${TMPDIR:-/tmp}}
-OUT=bench/results/$(date -u +%Y-%m-%d)-gateway-artifact.txt
+OUT=${OUT:-bench/results/$(date -u +%Y-%m-%d)-gateway-artifact.txt}
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps \
     | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 for tool in curl sha256sum python3; do
@@ -29,13 +30,7 @@ COHESIX="$TARGET_DIR/release/cohesix"
 GATEWAY="$TARGET_DIR/release/hive-gateway"
 
 WORK=$(mktemp -d -p "$BASE" cohesix-gw-artifact.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap 'rm -rf "$WORK"' EXIT
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -48,6 +43,7 @@ wait_port() {
     echo "nothing listens on $1"; exit 1
 }
 dd_baseline() {
+    [[ "${NO_DD:-}" == 1 ]] && { echo "skipped (NO_DD=1)"; return; }
     dd if=/dev/zero of="$WORK/dd.bin" bs=1M count=2048 conv=fdatasync 2>&1 | tail -1
     rm -f "$WORK/dd.bin"
 }
@@ -59,7 +55,10 @@ cat > "$WORK/manifest.toml" <<'EOF'
 msize = 1048576
 EOF
 
+# Runs in the pipeline's subshell: it stops what it started itself.
 run() {
+    RUN_PIDS=()
+    trap 'for p in "${RUN_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait' EXIT
     echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) gateway artifact bench"
     local paths="crates/core crates/hive crates/ninep crates/client crates/manifest crates/gateway"
     # shellcheck disable=SC2086
@@ -79,14 +78,14 @@ run() {
         --ninep-listen "127.0.0.1:$hive_port" --console-listen "" --workers 0 \
         >"$WORK/hive.log" 2>&1 &
     local hive_pid=$!
-    PIDS+=("$hive_pid")
+    RUN_PIDS+=("$hive_pid")
     wait_port "$hive_port"
     ticket=$("$COHESIX" ticket --role queen --ttl-s 3600 --data-dir "$WORK/hive")
     COH_TICKET=$ticket HIVE_GATEWAY_REQUEST_AUTH_TOKEN=$token HIVE_GATEWAY_LOG=warn \
         "$GATEWAY" --bind "127.0.0.1:$gw_port" --tcp-port "$hive_port" \
         --client-timeout-ms 60000 --artifact-msize 1048576 >"$WORK/gateway.log" 2>&1 &
     local gw_pid=$!
-    PIDS+=("$gw_pid")
+    RUN_PIDS+=("$gw_pid")
     wait_port "$gw_port"
     gw="http://127.0.0.1:$gw_port"
     auth="Authorization: Bearer $token"
