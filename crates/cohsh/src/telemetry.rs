@@ -687,9 +687,9 @@ impl<'a> Link<'a> {
                     .header("authorization", format!("Bearer {token}"))
                     .body(ChannelBody::empty())
                     .map_err(|e| Fail::new(Reason::Policy, "request", e.to_string()))?;
-                let resp = sender
-                    .send_request(req)
+                let resp = tokio::time::timeout(IO_TIMEOUT, sender.send_request(req))
                     .await
+                    .map_err(|_| Fail::new(Reason::Cut, "timeout", "no answer from the gateway"))?
                     .map_err(|e| Fail::new(Reason::Cut, "transport", e.to_string()))?;
                 let status = resp.status().as_u16();
                 let is_bytes = resp
@@ -705,8 +705,12 @@ impl<'a> Link<'a> {
                     json_answer(status, &b.to_bytes())?;
                     return Err(Fail::new(Reason::Policy, "protocol", "no artifact bytes"));
                 }
-                // Each pass takes one frame; the body's end ends it.
-                while let Some(frame) = body.frame().await {
+                // Each pass takes one frame; the body's end (or a stall of
+                // IO_TIMEOUT) ends it.
+                while let Some(frame) = tokio::time::timeout(IO_TIMEOUT, body.frame())
+                    .await
+                    .map_err(|_| Fail::new(Reason::Cut, "stream-cut", "read-back stalled"))?
+                {
                     let frame = frame.map_err(|e| {
                         Fail::new(Reason::Cut, "stream-cut", format!("read-back cut: {e}"))
                     })?;
