@@ -36,6 +36,19 @@ const HEADER: usize = 7;
 /// enough for any client's version + auth + attach round trips.
 pub const ATTACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Longest a batch of replies may take to be written. A peer that stops
+/// reading is cut after it, so it can neither hold its connection past
+/// [`ATTACH_TIMEOUT`] unattached nor park megabytes in socket buffers.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Writes `out` within [`WRITE_TIMEOUT`]; false when it failed or timed out.
+async fn write_out(stream: &mut TcpStream, out: &[u8]) -> bool {
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(out)).await,
+        Ok(Ok(()))
+    )
+}
+
 /// Accepts connections until the listener fails or the hive shuts down.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.subscribe();
@@ -144,7 +157,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) ->
             Framing::Ok => None,
             Framing::TooBig { tag } => Some(tag),
             Framing::Broken => {
-                let _ = stream.write_all(&out).await;
+                let _ = write_out(&mut stream, &out).await;
                 break "broken-frame";
             }
         };
@@ -153,7 +166,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) ->
             stats.refused += 1;
             lerror(tag, ErrorClass::TooBig.errno(), &mut out);
         }
-        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+        if !out.is_empty() && !write_out(&mut stream, &out).await {
             break "write-error";
         }
         out.clear();

@@ -418,3 +418,29 @@ async fn a_burst_of_connects_never_passes_the_session_limit() {
     assert_eq!(open, 8, "exactly max_sessions connections are served");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_peer_that_never_reads_is_cut_and_cannot_outstay_the_attach_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = hive(&dir).await;
+    let s = TcpStream::connect(h.ninep_addr).await.unwrap();
+    let (_read_half, mut write_half) = s.into_split();
+    // Tversion after Tversion, never reading a reply: the hive's writes
+    // block once the socket buffers fill.
+    let one = version();
+    let mut burst = Vec::new();
+    for _ in 0..1000 {
+        burst.extend_from_slice(&one);
+    }
+    let limit = cohesix_hive::ninep::ATTACH_TIMEOUT + cohesix_hive::ninep::WRITE_TIMEOUT;
+    let cut = tokio::time::timeout(limit + Duration::from_secs(10), async {
+        loop {
+            if write_half.write_all(&burst).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(cut.is_ok(), "the hive closed the connection");
+    h.shutdown().await;
+}
