@@ -118,7 +118,7 @@ async fn authenticate(State(app): State<App>, req: Request, next: Next) -> Respo
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     let presented = bearer.or_else(|| headers.get("x-cohesix-auth").and_then(|v| v.to_str().ok()));
     let Some(presented) = presented else {
         return unauthorized(
@@ -132,6 +132,13 @@ async fn authenticate(State(app): State<App>, req: Request, next: Next) -> Respo
         return unauthorized("invalid-token", "token does not match");
     }
     next.run(req).await
+}
+
+/// The token of an `Authorization` value whose scheme is `Bearer`, in any
+/// case (RFC 9110 §11.1: the scheme is case-insensitive).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 fn unauthorized(detail: &str, why: &str) -> Response {
@@ -250,5 +257,19 @@ async fn accept_loop(listener: TcpListener, app: App, mut stopped: watch::Receiv
             app.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
+    }
+}
+
+#[cfg(test)]
+mod bearer_tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer t0k", "bearer t0k", "BEARER t0k"] {
+            assert_eq!(bearer_token(v), Some("t0k"), "{v}");
+        }
+        assert_eq!(bearer_token("Basic t0k"), None);
+        assert_eq!(bearer_token("Bearert0k"), None);
     }
 }
