@@ -149,7 +149,7 @@ pub enum TransportError {
     Protocol(String),
     #[error("no auth token: pass --auth-token, set COHSH_AUTH_TOKEN or use --data-dir")]
     NoToken,
-    #[error("transport 9p needs a ticket: pass --ticket or `attach <role> <ticket>`")]
+    #[error("transport 9p needs a ticket: pass --ticket (the queen's is in <data-dir>/queen.ticket) or `attach <role> <ticket>`")]
     NeedTicket,
     #[error("9p: {0}")]
     Client(#[from] cohesix_client::Error),

@@ -137,17 +137,19 @@ pub async fn start(config: HiveConfig) -> anyhow::Result<RunningHive> {
         .await
         .with_context(|| {
             format!(
-                "cannot listen on ninep.listen={}",
+                "cannot listen on ninep.listen={} (another hive on this port? \
+                 pick a free one: `cohesix up --ninep-listen 127.0.0.1:PORT`)",
                 config.manifest.ninep.listen
             )
         })?;
     let console_listener = match config.manifest.console.listen.as_str() {
         "" => None,
-        addr => Some(
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on console.listen={addr}"))?,
-        ),
+        addr => Some(TcpListener::bind(addr).await.with_context(|| {
+            format!(
+                "cannot listen on console.listen={addr} (another hive on this port? \
+                         pick a free one: `cohesix up --console-listen 127.0.0.1:PORT`)"
+            )
+        })?),
     };
 
     let mut hive = Hive::new(HiveInit {

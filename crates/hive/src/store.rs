@@ -51,9 +51,17 @@ impl DiskStore {
             source,
         })?;
         let db_path = dir.join("state.redb");
-        let db = Database::create(&db_path).map_err(|e| StoreError::Database {
-            path: db_path.clone(),
-            detail: e.to_string(),
+        let db = Database::create(&db_path).map_err(|e| {
+            let hint = match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    " (another hive is running on this data directory; stop it or pass another --data-dir)"
+                }
+                _ => "",
+            };
+            StoreError::Database {
+                path: db_path.clone(),
+                detail: format!("{e}{hint}"),
+            }
         })?;
         let audit_path = dir.join("audit.log");
         let audit = open_append(&audit_path)?;

@@ -75,12 +75,17 @@ pub struct SimulateArgs {
     /// Length of one ramp step in seconds (overrides the shape and scale).
     #[arg(long)]
     ramp_step_secs: Option<f64>,
+    /// Workers at the start of the ramp (overrides the shape).
     #[arg(long)]
     min_workers: Option<u32>,
+    /// Workers at the end of the ramp (overrides the shape).
     #[arg(long)]
     max_workers: Option<u32>,
+    /// Intensity at the start of the ramp: a multiplier of each worker's
+    /// base request rate (overrides the shape).
     #[arg(long)]
     intensity_from: Option<f64>,
+    /// Intensity at the end of the ramp (overrides the shape).
     #[arg(long)]
     intensity_to: Option<f64>,
     /// Operations in flight at most.
