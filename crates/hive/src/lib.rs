@@ -147,7 +147,7 @@ pub async fn start(config: HiveConfig) -> anyhow::Result<RunningHive> {
         addr => Some(TcpListener::bind(addr).await.with_context(|| {
             format!(
                 "cannot listen on console.listen={addr} (another hive on this port? \
-                         pick a free one: `cohesix up --console-listen 127.0.0.1:PORT`)"
+                 pick a free one: `cohesix up --console-listen 127.0.0.1:PORT`)"
             )
         })?),
     };

@@ -19,7 +19,9 @@ use crate::Manifest;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
     /// The text is not TOML, has an unknown key or a value of the wrong type.
-    #[error("manifest does not parse (bad TOML, an unknown key or a value of the wrong type): {0}")]
+    #[error(
+        "manifest does not parse (bad TOML, an unknown key or a value of the wrong type): {0}"
+    )]
     Parse(String),
 
     /// A numeric key is outside its allowed range.
