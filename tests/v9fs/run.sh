@@ -69,7 +69,10 @@ trap 'exit 130' INT TERM
 t_start=$SECONDS
 log "building cohesix (debug)"
 (cd "$root" && timeout 1800 "${CARGO:-cargo}" build -q -p cohesix) || die "cargo build -p cohesix failed"
-cohesix="$root/target/debug/cohesix"
+# cargo honours CARGO_TARGET_DIR (relative to $root, where it ran).
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
+cohesix="$target_dir/debug/cohesix"
 [ -x "$cohesix" ] || die "no $cohesix after build"
 
 # --------------------------------------------------------------- kernel --
