@@ -106,7 +106,17 @@ async fn attach(shell: &mut Shell, cli: &Cli) -> bool {
         role: cli.role.clone(),
         ticket: cli.ticket.clone(),
     };
-    matches!(shell.execute(&command).await, Ok(Outcome::Reply(r)) if r.is_ok())
+    match shell.execute(&command).await {
+        Ok(Outcome::Reply(r)) if r.is_ok() => true,
+        Ok(Outcome::Reply(r)) if r.ack.contains("detail=rate-limited") => {
+            shell.report(
+                "Error: too many failed attaches from this address: the hive refuses \
+                 every attach from it, valid ones too, until delay_ms has passed",
+            );
+            false
+        }
+        _ => false,
+    }
 }
 
 async fn run_script(shell: &mut Shell, cli: &Cli, name: &str, text: &str) -> u8 {
