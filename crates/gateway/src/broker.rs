@@ -358,6 +358,16 @@ async fn supervise(inner: Arc<Inner>, slot: usize) {
             Ok(client) => client,
             Err(e) => {
                 inner.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+                // Once per failure streak, so a wrong --tcp-port or ticket is
+                // visible in the log without a line per retry.
+                if backoff == inner.cfg.reconnect_min {
+                    tracing::warn!(
+                        slot,
+                        hive = %inner.cfg.hive_addr,
+                        error = %e,
+                        "cannot attach to the hive (is --tcp-port its Secure9P port, and the ticket its queen ticket?); retrying with back-off"
+                    );
+                }
                 note_error(&inner, format!("connect to {}: {e}", inner.cfg.hive_addr));
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
