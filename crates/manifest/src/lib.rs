@@ -33,6 +33,7 @@ pub struct Manifest {
     pub tickets: TicketsSection,
     pub telemetry: TelemetrySection,
     pub audit: AuditSection,
+    pub gpu: GpuSection,
 }
 
 /// `[hive]`: identity and mode.
@@ -178,6 +179,40 @@ pub struct AuditSection {
     /// Largest line appended to `/log/queen.log` by a client. Allowed: 64..=65536;
     /// at most `log_ring_bytes`.
     pub max_line_bytes: u32,
+}
+
+/// `[gpu]`: the GPU inventory GPU lease workers are booked against.
+///
+/// Leases are bookkeeping: the hive does not discover or drive GPUs. With no
+/// device declared (the default) every GPU spawn is refused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpuSection {
+    /// Active leases on one GPU. Allowed: 1..=1024.
+    pub max_leases_per_gpu: u32,
+    /// Declared devices: at most 64, ids unique.
+    pub devices: Vec<GpuDevice>,
+}
+
+/// One declared GPU.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuDevice {
+    /// 1..=64 bytes of `A-Z a-z 0-9 . _ -`, not `.` or `..`; unique.
+    pub id: String,
+    /// Memory that leases may book, in MiB; at least 1.
+    pub mem_mb: u32,
+    /// Streams that leases may book. 1..=64.
+    pub streams: u32,
+}
+
+impl Default for GpuSection {
+    fn default() -> GpuSection {
+        GpuSection {
+            max_leases_per_gpu: 8,
+            devices: Vec::new(),
+        }
+    }
 }
 
 impl Default for HiveSection {

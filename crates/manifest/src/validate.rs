@@ -117,7 +117,13 @@ const BOUNDS: &[Bound] = &[
     bound!(telemetry.max_uploads, 1, 256),
     bound!(audit.log_ring_bytes, 4 * KIB, 64 * MIB),
     bound!(audit.max_line_bytes, 64, 64 * KIB),
+    bound!(gpu.max_leases_per_gpu, 1, 1024),
 ];
+
+/// Most GPUs one manifest may declare.
+pub const MAX_GPU_DEVICES: usize = 64;
+/// Most streams one GPU may declare.
+pub const MAX_GPU_STREAMS: u32 = 64;
 
 /// Pairs `(key, bound)` where `key` must not exceed `bound`.
 const ORDERED: &[(usize, usize)] = &[
@@ -218,6 +224,53 @@ impl Manifest {
                     value,
                     bound,
                     limit,
+                });
+            }
+        }
+        problems.extend(self.gpu_problems());
+        problems
+    }
+
+    fn gpu_problems(&self) -> Vec<ManifestError> {
+        let devices = &self.gpu.devices;
+        let mut problems = Vec::new();
+        if devices.len() > MAX_GPU_DEVICES {
+            problems.push(ManifestError::OutOfRange {
+                key: "gpu.devices",
+                value: devices.len() as u64,
+                min: 0,
+                max: MAX_GPU_DEVICES as u64,
+            });
+        }
+        for (i, d) in devices.iter().enumerate() {
+            if check_name("gpu.devices.id", &d.id).is_err() || d.id == "." || d.id == ".." {
+                problems.push(ManifestError::Invalid {
+                    key: "gpu.devices.id",
+                    value: d.id.clone(),
+                    reason: "must be 1..=64 bytes of A-Z a-z 0-9 . _ -, not . or ..",
+                });
+            }
+            if devices[..i].iter().any(|e| e.id == d.id) {
+                problems.push(ManifestError::Invalid {
+                    key: "gpu.devices.id",
+                    value: d.id.clone(),
+                    reason: "declared twice",
+                });
+            }
+            if d.mem_mb == 0 {
+                problems.push(ManifestError::OutOfRange {
+                    key: "gpu.devices.mem_mb",
+                    value: 0,
+                    min: 1,
+                    max: u64::from(u32::MAX),
+                });
+            }
+            if !(1..=MAX_GPU_STREAMS).contains(&d.streams) {
+                problems.push(ManifestError::OutOfRange {
+                    key: "gpu.devices.streams",
+                    value: u64::from(d.streams),
+                    min: 1,
+                    max: u64::from(MAX_GPU_STREAMS),
                 });
             }
         }

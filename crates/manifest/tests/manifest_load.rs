@@ -244,3 +244,35 @@ fn unwritable_values_are_an_error_not_a_panic() {
     ));
     assert!(manifest.fingerprint().is_err());
 }
+
+#[test]
+fn no_gpu_is_declared_by_default_and_declared_gpus_are_checked() {
+    assert!(Manifest::default().gpu.devices.is_empty());
+    assert_eq!(Manifest::default().gpu.max_leases_per_gpu, 8);
+    let one = "[[gpu.devices]]\nid = \"GPU-0\"\nmem_mb = 81920\nstreams = 8\n";
+    let manifest = Manifest::load(one).unwrap();
+    assert_eq!(manifest.gpu.devices.len(), 1);
+    assert_eq!(manifest.gpu.devices[0].id, "GPU-0");
+    // A declared inventory survives the canonical TOML round trip.
+    assert_eq!(Manifest::load(&manifest.to_toml().unwrap()), Ok(manifest));
+
+    let device = |id: &str, mem_mb: u32, streams: u32| {
+        format!("[[gpu.devices]]\nid = \"{id}\"\nmem_mb = {mem_mb}\nstreams = {streams}\n")
+    };
+    let key_of = |text: &str| match Manifest::load(text) {
+        Err(ManifestError::Invalid { key, .. } | ManifestError::OutOfRange { key, .. }) => key,
+        other => panic!("{text}: {other:?}"),
+    };
+    assert_eq!(key_of(&device("bad/id", 1, 1)), "gpu.devices.id");
+    assert_eq!(key_of(&device("", 1, 1)), "gpu.devices.id");
+    assert_eq!(key_of(&device(&"g".repeat(65), 1, 1)), "gpu.devices.id");
+    assert_eq!(key_of(&(device("G", 1, 1) + &device("G", 1, 1))), "gpu.devices.id");
+    assert_eq!(key_of(&device("G", 0, 1)), "gpu.devices.mem_mb");
+    assert_eq!(key_of(&device("G", 1, 0)), "gpu.devices.streams");
+    assert_eq!(key_of(&device("G", 1, 65)), "gpu.devices.streams");
+    assert!(Manifest::load(&device(&"g".repeat(64), 1, 64)).is_ok());
+    let many: String = (0..65).map(|i| device(&format!("G{i}"), 1, 1)).collect();
+    assert_eq!(key_of(&many), "gpu.devices");
+    let sixty_four: String = (0..64).map(|i| device(&format!("G{i}"), 1, 1)).collect();
+    assert!(Manifest::load(&sixty_four).is_ok());
+}
