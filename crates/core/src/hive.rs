@@ -10,7 +10,7 @@
 //! `/proc/pressure` and audits policy denials (rate-limited).
 
 use crate::audit::Audit;
-use crate::ctl::{self, BudgetSpec, CtlCommand};
+use crate::ctl::{self, BudgetSpec, CtlCommand, LeaseSpec};
 use crate::ingest::{Ingest, IngestFault, IngestOpen, IngestStore, MemIngestStore};
 use crate::lifecycle::{self, Lifecycle, State};
 use crate::node::{self, Dir, File, Node, ProcFile, SessionFile};
@@ -129,6 +129,8 @@ struct Session {
     scope_windows: Vec<(u64, u32)>,
     ring_opens: u32,
     ring_reads: u32,
+    /// The GPU a `worker-gpu` session's worker holds a lease on.
+    gpu: Option<String>,
 }
 
 impl Session {
@@ -152,6 +154,26 @@ struct Worker {
     expires_ms: u64,
     next_tick_ms: u64,
     sessions: u32,
+    /// The lease of a GPU worker; `None` for heartbeat workers.
+    lease: Option<GpuLease>,
+}
+
+/// One GPU lease: bookkeeping against the manifest's declared capacity.
+#[derive(Debug, Clone, Copy)]
+struct GpuLease {
+    /// Index of the device in `manifest.gpu.devices`.
+    device: usize,
+    mem_mb: u32,
+    streams: u32,
+    priority: u32,
+}
+
+/// The lease booked against one GPU by the lines of a ctl write so far.
+#[derive(Debug, Default, Clone, Copy)]
+struct Booked {
+    mem_mb: i64,
+    streams: i64,
+    leases: i64,
 }
 
 impl Worker {
@@ -209,6 +231,8 @@ pub enum OpenFile {
 pub enum RingTarget {
     Worker(u64),
     QueenLog,
+    /// The job ring of the GPU at this index of `manifest.gpu.devices`.
+    GpuJob(usize),
 }
 
 /// What an append produced.
@@ -241,6 +265,10 @@ pub struct Hive {
     spawned: u64,
     revoked: u64,
     outstanding: u64,
+    /// Per declared GPU (manifest order): the workers leasing it.
+    gpu_leases: Vec<BTreeSet<u64>>,
+    /// Per declared GPU (manifest order): its job ring.
+    gpu_jobs: Vec<Ring>,
     pub ingest: Ingest,
 }
 
@@ -251,6 +279,8 @@ impl Hive {
         let shard_count = 1usize << init.manifest.workers.shard_bits.clamp(1, 8);
         let audit = Audit::new(init.manifest.audit.log_ring_bytes as usize);
         let next = init.next_worker_id.max(1);
+        let gpus = init.manifest.gpu.devices.len();
+        let job_ring = init.manifest.workers.ring_bytes as usize;
         let mut hive = Hive {
             manifest_name: init.manifest_name,
             manifest_sha256,
@@ -271,6 +301,8 @@ impl Hive {
             spawned: 0,
             revoked: 0,
             outstanding: 0,
+            gpu_leases: vec![BTreeSet::new(); gpus],
+            gpu_jobs: (0..gpus).map(|_| Ring::new(job_ring)).collect(),
             ingest: Ingest::new(&init.manifest.telemetry, Box::new(MemIngestStore::new())),
             manifest: init.manifest,
         };
@@ -374,10 +406,17 @@ impl Hive {
             .and_then(node::parse_worker_id)
             .filter(|_| role.is_worker());
         let mut shard = None;
+        let mut gpu = None;
         if let Some(w) = worker.and_then(|n| self.workers.get_mut(&n)) {
             w.sessions += 1;
             shard = Some(w.shard);
+            if role == Role::WorkerGpu {
+                gpu = w.lease.map(|l| l.device);
+            }
         }
+        let gpu = gpu
+            .and_then(|i| self.manifest.gpu.devices.get(i))
+            .map(|d| d.id.clone());
         let sid = SessionId(self.next_session);
         self.next_session += 1;
         let session = Session {
@@ -395,6 +434,7 @@ impl Hive {
             scope_windows: Vec::new(),
             ring_opens: 0,
             ring_reads: 0,
+            gpu,
         };
         self.sessions.insert(sid, session);
         Ok(sid)
@@ -694,6 +734,11 @@ impl Hive {
                 | File::ArtifactUpload(_)
                 | File::Artifact(..),
             ) => self.ingest.node_exists(node),
+            Node::Dir(Dir::Gpu) => !self.manifest.gpu.devices.is_empty(),
+            Node::Dir(Dir::GpuDevice(id))
+            | Node::File(File::GpuInfo(id) | File::GpuLease(id) | File::GpuJob(id)) => {
+                self.gpu_index(id).is_some()
+            }
             _ => true,
         }
     }
@@ -720,6 +765,13 @@ impl Hive {
                     (qid_type::APPEND, 0o100_644, len as u64)
                 }
                 File::QueenLog => (qid_type::APPEND, 0o100_644, self.audit.ring().len() as u64),
+                File::GpuJob(id) => {
+                    let len = self
+                        .gpu_index(id)
+                        .and_then(|i| self.gpu_jobs.get(i))
+                        .map_or(0, Ring::len);
+                    (qid_type::APPEND, 0o100_644, len as u64)
+                }
                 File::Segment(..) | File::ArtifactUpload(_) => {
                     (qid_type::APPEND, 0o100_644, self.ingest.size_of(f))
                 }
@@ -794,6 +846,9 @@ impl Hive {
                 if self.manifest.workers.worker_alias {
                     v.insert(3, "worker");
                 }
+                if !self.manifest.gpu.devices.is_empty() {
+                    v.push("gpu");
+                }
                 own(&v)
             }
             Dir::Fixed("/proc/9p/session") => {
@@ -825,6 +880,14 @@ impl Hive {
             Dir::Device(_) | Dir::DeviceSegs(_) | Dir::DeviceArtifacts(_) => {
                 self.ingest.children(dir)
             }
+            Dir::Gpu => self
+                .manifest
+                .gpu
+                .devices
+                .iter()
+                .map(|d| d.id.clone())
+                .collect(),
+            Dir::GpuDevice(_) => own(&["info", "lease", "job"]),
         }
     }
 
@@ -861,7 +924,7 @@ impl Hive {
         if mode.writes() && !may_append(session, &file) {
             return Err(NsError::permission("invalid-path"));
         }
-        let is_ring = matches!(file, File::Telemetry(_) | File::QueenLog);
+        let is_ring = matches!(file, File::Telemetry(_) | File::QueenLog | File::GpuJob(_));
         self.check_scopes(sid, path, mode, is_ring)?;
         self.charge(sid, 0)?;
         let open = match file {
@@ -880,6 +943,16 @@ impl Hive {
                 target: RingTarget::QueenLog,
                 cursor: self.audit.ring().oldest(),
             },
+            File::GpuJob(id) => {
+                let i = self
+                    .gpu_index(&id)
+                    .ok_or(NsError::not_found("invalid-path"))?;
+                let cursor = self.gpu_jobs.get(i).map(Ring::oldest).unwrap_or_default();
+                OpenFile::Ring {
+                    target: RingTarget::GpuJob(i),
+                    cursor,
+                }
+            }
             File::QueenCtl | File::LifecycleCtl | File::DeviceCtl(_) => OpenFile::Ctl {
                 path: real,
                 reply: Vec::new(),
@@ -940,6 +1013,10 @@ impl Hive {
                             .ring
                     }
                     RingTarget::QueenLog => self.audit.ring(),
+                    RingTarget::GpuJob(i) => self
+                        .gpu_jobs
+                        .get(*i)
+                        .ok_or(NsError::not_found("invalid-path"))?,
                 };
                 let marker_room = 64;
                 let before = *cursor;
@@ -1033,6 +1110,10 @@ impl Hive {
                 target: RingTarget::QueenLog,
                 ..
             } => self.append_log(sid, data)?,
+            OpenFile::Ring {
+                target: RingTarget::GpuJob(i),
+                ..
+            } => self.append_job(*i, data)?,
             OpenFile::Ctl { path, reply } => {
                 let path = path.clone();
                 let outcome = self.append_ctl(sid, &path, data)?;
@@ -1101,6 +1182,10 @@ impl Hive {
                 target: RingTarget::QueenLog,
                 ..
             } => self.audit.ring().tail(max),
+            OpenFile::Ring {
+                target: RingTarget::GpuJob(i),
+                ..
+            } => self.gpu_jobs.get(*i).map_or_else(Vec::new, |r| r.tail(max)),
             _ => return self.read_path(sid, path, max),
         };
         self.charge(sid, data.len() as u64)
@@ -1124,6 +1209,21 @@ impl Hive {
             .get_mut(&n)
             .ok_or(NsError::closed("worker-gone"))?;
         w.ring.push(record);
+        Ok(AppendOutcome {
+            bytes: data.len() as u32,
+            reply: None,
+        })
+    }
+
+    fn append_job(&mut self, i: usize, data: &[u8]) -> Result<AppendOutcome, NsError> {
+        let w_cfg = &self.manifest.workers;
+        let max = (w_cfg.max_record_bytes as usize).min(w_cfg.ring_bytes as usize - 1);
+        let record = single_record(data, max)?;
+        let ring = self
+            .gpu_jobs
+            .get_mut(i)
+            .ok_or(NsError::not_found("invalid-path"))?;
+        ring.push(record);
         Ok(AppendOutcome {
             bytes: data.len() as u32,
             reply: None,
@@ -1196,10 +1296,9 @@ impl Hive {
     fn execute(&mut self, sid: SessionId, cmd: CtlCommand) -> Result<Option<String>, NsError> {
         match cmd {
             CtlCommand::SpawnHeartbeat { ticks, budget } => self.spawn(ticks, budget).map(Some),
-            CtlCommand::SpawnGpu { .. } => {
-                // TODO-correctness: no GPU inventory on hosts yet; leases are refused.
-                Err(NsError::not_found("gpu-unavailable"))
-            }
+            // Leases are bookkeeping against the manifest's `[gpu]` inventory:
+            // the hive neither discovers nor drives GPUs.
+            CtlCommand::SpawnGpu { lease, budget } => self.spawn_gpu(&lease, budget).map(Some),
             CtlCommand::Kill { worker } => {
                 let n =
                     node::parse_worker_id(&worker).ok_or(NsError::not_found("unknown-worker"))?;
@@ -1245,6 +1344,7 @@ impl Hive {
         // number of workers (the scale bench spawns in large writes).
         let mut killed: BTreeSet<u64> = BTreeSet::new();
         let mut spawned = 0usize;
+        let mut booked: BTreeMap<usize, Booked> = BTreeMap::new();
         for cmd in commands {
             match cmd {
                 CtlCommand::SpawnHeartbeat { budget, .. } => {
@@ -1256,12 +1356,32 @@ impl Hive {
                     self.budget_of(*budget)?;
                     spawned += 1;
                 }
-                CtlCommand::SpawnGpu { .. } => return Err(NsError::not_found("gpu-unavailable")),
+                CtlCommand::SpawnGpu { lease, budget } => {
+                    self.require_new_work()?;
+                    let live = self.workers.len() - killed.len() + spawned;
+                    if live >= self.manifest.workers.max_workers as usize {
+                        return Err(NsError::quota("buffer-full"));
+                    }
+                    self.budget_of(*budget)?;
+                    let i = self.lease_fits(lease, &booked)?;
+                    let b = booked.entry(i).or_default();
+                    b.mem_mb += i64::from(lease.mem_mb);
+                    b.streams += i64::from(lease.streams);
+                    b.leases += 1;
+                    spawned += 1;
+                }
                 CtlCommand::Kill { worker } => {
                     let n = node::parse_worker_id(worker)
                         .ok_or(NsError::not_found("unknown-worker"))?;
                     if !self.workers.contains_key(&n) || !killed.insert(n) {
                         return Err(NsError::not_found("unknown-worker"));
+                    }
+                    // A killed lease frees its capacity for later lines.
+                    if let Some(l) = self.workers.get(&n).and_then(|w| w.lease) {
+                        let b = booked.entry(l.device).or_default();
+                        b.mem_mb -= i64::from(l.mem_mb);
+                        b.streams -= i64::from(l.streams);
+                        b.leases -= 1;
                     }
                 }
                 CtlCommand::Bind(b) => {
@@ -1359,16 +1479,7 @@ impl Hive {
             return Err(NsError::quota("buffer-full"));
         }
         let (tick_budget, ops_budget, ttl_s) = self.budget_of(budget)?;
-        let n = self.next_worker;
-        if n >= self.reserved_worker {
-            let upto = n + WORKER_ID_BLOCK;
-            self.store.reserve_worker_ids(upto).map_err(|e| {
-                tracing::error!(error = %e, "cannot reserve worker ids");
-                NsError::busy("store")
-            })?;
-            self.reserved_worker = upto;
-        }
-        self.next_worker += 1;
+        let n = self.take_worker_id()?;
         let name = node::worker_name(n);
         let shard = shard_of(&name, self.manifest.workers.shard_bits);
         let interval = u64::from(self.manifest.workers.heartbeat_interval_ms);
@@ -1383,13 +1494,116 @@ impl Hive {
             expires_ms: self.now_ms + u64::from(ttl_s) * 1000,
             next_tick_ms: self.now_ms + interval,
             sessions: 0,
+            lease: None,
         };
-        self.timers.push(Reverse((worker.next_event(), n)));
-        self.workers.insert(n, worker);
-        self.shards[usize::from(shard)].insert(n);
-        self.spawned += 1;
+        self.insert_worker(n, worker);
         self.audit_line(&format!(
             "spawned {name} kind=heartbeat ticks={ticks} budget_ticks={tick_budget} ops={ops_budget} ttl_s={ttl_s}"
+        ));
+        Ok(name)
+    }
+
+    /// Hands out the next worker id, reserving a block durably first when
+    /// the reserved ones are used up.
+    fn take_worker_id(&mut self) -> Result<u64, NsError> {
+        let n = self.next_worker;
+        if n >= self.reserved_worker {
+            let upto = n + WORKER_ID_BLOCK;
+            self.store.reserve_worker_ids(upto).map_err(|e| {
+                tracing::error!(error = %e, "cannot reserve worker ids");
+                NsError::busy("store")
+            })?;
+            self.reserved_worker = upto;
+        }
+        self.next_worker += 1;
+        Ok(n)
+    }
+
+    fn insert_worker(&mut self, n: u64, worker: Worker) {
+        self.timers.push(Reverse((worker.next_event(), n)));
+        if let Some(l) = worker.lease {
+            if let Some(set) = self.gpu_leases.get_mut(l.device) {
+                set.insert(n);
+            }
+        }
+        self.shards[usize::from(worker.shard)].insert(n);
+        self.workers.insert(n, worker);
+        self.spawned += 1;
+    }
+
+    /// The index of a declared GPU in `manifest.gpu.devices`.
+    fn gpu_index(&self, id: &str) -> Option<usize> {
+        self.manifest.gpu.devices.iter().position(|d| d.id == id)
+    }
+
+    /// Checks a lease against its GPU's capacity, counting the active leases
+    /// and what earlier lines of the same ctl write `booked`. Returns the
+    /// GPU's index.
+    fn lease_fits(
+        &self,
+        lease: &LeaseSpec,
+        booked: &BTreeMap<usize, Booked>,
+    ) -> Result<usize, NsError> {
+        if lease.ttl_s == 0 || lease.mem_mb == 0 || lease.streams == 0 {
+            return Err(NsError::invalid("invalid-payload"));
+        }
+        let i = self
+            .gpu_index(&lease.gpu_id)
+            .ok_or(NsError::not_found("unknown-gpu"))?;
+        let device = &self.manifest.gpu.devices[i];
+        let mut used = booked.get(&i).copied().unwrap_or_default();
+        for l in self.gpu_leases[i]
+            .iter()
+            .filter_map(|n| self.workers.get(n).and_then(|w| w.lease))
+        {
+            used.mem_mb += i64::from(l.mem_mb);
+            used.streams += i64::from(l.streams);
+            used.leases += 1;
+        }
+        let fits = used.mem_mb + i64::from(lease.mem_mb) <= i64::from(device.mem_mb)
+            && used.streams + i64::from(lease.streams) <= i64::from(device.streams)
+            && used.leases < i64::from(self.manifest.gpu.max_leases_per_gpu);
+        if !fits {
+            return Err(NsError::quota("gpu-capacity"));
+        }
+        Ok(i)
+    }
+
+    /// Spawns a GPU lease worker: no heartbeats, revoked when the lease's
+    /// TTL runs out. The budget's `ops` applies; the lease's `ttl_s` is the
+    /// worker's lifetime.
+    fn spawn_gpu(&mut self, lease: &LeaseSpec, budget: BudgetSpec) -> Result<String, NsError> {
+        self.require_new_work()?;
+        if self.workers.len() >= self.manifest.workers.max_workers as usize {
+            return Err(NsError::quota("buffer-full"));
+        }
+        let (_, ops_budget, _) = self.budget_of(budget)?;
+        let device = self.lease_fits(lease, &BTreeMap::new())?;
+        let n = self.take_worker_id()?;
+        let name = node::worker_name(n);
+        let expires_ms = self.now_ms + u64::from(lease.ttl_s) * 1000;
+        let worker = Worker {
+            shard: shard_of(&name, self.manifest.workers.shard_bits),
+            ring: Ring::new(self.manifest.workers.ring_bytes as usize),
+            ticks_total: 0,
+            ticks_done: 0,
+            tick_budget: 0,
+            ops_budget,
+            ops_used: 0,
+            expires_ms,
+            next_tick_ms: expires_ms,
+            sessions: 0,
+            lease: Some(GpuLease {
+                device,
+                mem_mb: lease.mem_mb,
+                streams: lease.streams,
+                priority: lease.priority,
+            }),
+        };
+        self.insert_worker(n, worker);
+        self.audit_line(&format!(
+            "spawned {name} kind=gpu gpu={} mem_mb={} streams={} ttl_s={}",
+            lease.gpu_id, lease.mem_mb, lease.streams, lease.ttl_s
         ));
         Ok(name)
     }
@@ -1400,6 +1614,9 @@ impl Hive {
             return;
         };
         self.shards[usize::from(w.shard)].remove(&n);
+        if let Some(set) = w.lease.and_then(|l| self.gpu_leases.get_mut(l.device)) {
+            set.remove(&n);
+        }
         for s in self.sessions.values_mut().filter(|s| s.worker == Some(n)) {
             s.revoked = Some(reason.unwrap_or("killed"));
         }
@@ -1445,7 +1662,12 @@ impl Hive {
                 continue; // a stale entry; the live one is still queued
             }
             if now >= w.expires_ms {
-                self.revoke_worker(n, "ttl expired");
+                let reason = if w.lease.is_some() {
+                    "lease expired"
+                } else {
+                    "ttl expired"
+                };
+                self.revoke_worker(n, reason);
                 continue;
             }
             if w.ticks_done >= w.tick_budget {
@@ -1484,12 +1706,38 @@ impl Hive {
                     SessionFile::Owner => format!("owner={}", s.owner()),
                 }
             }
+            File::GpuInfo(id) => {
+                let d = &self.manifest.gpu.devices[self.gpu_index(id)?];
+                format!("id={} mem_mb={} streams={}", d.id, d.mem_mb, d.streams)
+            }
+            File::GpuLease(id) => return Some(self.lease_text(self.gpu_index(id)?)),
             _ => return None,
         };
         let _ = sid;
         let mut bytes = text.into_bytes();
         bytes.push(b'\n');
         Some(bytes)
+    }
+
+    /// One line per active lease on a GPU, by worker id; empty when none.
+    fn lease_text(&self, device: usize) -> Vec<u8> {
+        let mut text = String::new();
+        let Some(set) = self.gpu_leases.get(device) else {
+            return Vec::new();
+        };
+        for (&n, w) in set.iter().filter_map(|n| self.workers.get_key_value(n)) {
+            let Some(l) = w.lease else { continue };
+            let _ = writeln!(
+                text,
+                "worker={} mem_mb={} streams={} priority={} expires_ms={}",
+                node::worker_name(n),
+                l.mem_mb,
+                l.streams,
+                l.priority,
+                w.expires_ms
+            );
+        }
+        text.into_bytes()
     }
 
     fn proc_text(&self, p: ProcFile) -> String {
@@ -1648,12 +1896,28 @@ fn may_see(session: &Session, node: &Node) -> bool {
         Node::Dir(Dir::ShardLabel(l) | Dir::ShardWorkers(l)) => session.shard == Some(*l),
         Node::Dir(Dir::Worker(n)) | Node::File(File::Telemetry(n)) => own_worker(session, *n),
         Node::File(File::Proc(ProcFile::Boot) | File::QueenLog) => true,
+        Node::Dir(Dir::Gpu) => session.gpu.is_some(),
+        Node::Dir(Dir::GpuDevice(id))
+        | Node::File(File::GpuInfo(id) | File::GpuLease(id) | File::GpuJob(id)) => {
+            own_gpu(session, id)
+        }
         _ => false,
     }
 }
 
+/// Does the session's worker hold a lease on GPU `id` (role `worker-gpu`)?
+fn own_gpu(session: &Session, id: &str) -> bool {
+    session.role == Role::WorkerGpu && session.gpu.as_deref() == Some(id)
+}
+
 fn may_list(session: &Session, dir: &Dir) -> bool {
-    session.role == Role::Queen || matches!(dir, Dir::Worker(n) if own_worker(session, *n))
+    session.role == Role::Queen
+        || match dir {
+            Dir::Worker(n) => own_worker(session, *n),
+            Dir::Gpu => session.gpu.is_some(),
+            Dir::GpuDevice(id) => own_gpu(session, id),
+            _ => false,
+        }
 }
 
 fn may_read(session: &Session, file: &File) -> bool {
@@ -1661,6 +1925,9 @@ fn may_read(session: &Session, file: &File) -> bool {
         File::QueenCtl | File::LifecycleCtl | File::DeviceCtl(_) => session.role == Role::Queen,
         File::Telemetry(n) => session.role == Role::Queen || own_worker(session, *n),
         File::Proc(ProcFile::Boot) | File::QueenLog => true,
+        File::GpuInfo(id) | File::GpuLease(id) | File::GpuJob(id) => {
+            session.role == Role::Queen || own_gpu(session, id)
+        }
         _ => session.role == Role::Queen,
     }
 }
@@ -1668,6 +1935,7 @@ fn may_read(session: &Session, file: &File) -> bool {
 fn may_append(session: &Session, file: &File) -> bool {
     match file {
         File::Telemetry(n) => session.role == Role::Queen || own_worker(session, *n),
+        File::GpuJob(id) => session.role == Role::Queen || own_gpu(session, id),
         File::QueenCtl
         | File::LifecycleCtl
         | File::QueenLog

@@ -58,6 +58,10 @@ pub enum Dir {
     DeviceSegs(String),
     /// `/queen/telemetry/<device>/artifacts` (walk to an artifact id).
     DeviceArtifacts(String),
+    /// `/gpu`: the declared GPUs.
+    Gpu,
+    /// `/gpu/<id>`.
+    GpuDevice(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -75,6 +79,12 @@ pub enum File {
     ArtifactUpload(String),
     /// `/queen/telemetry/<device>/artifacts/<id>`: streams it back, verified.
     Artifact(String, String),
+    /// `/gpu/<id>/info`: the declared capacity.
+    GpuInfo(String),
+    /// `/gpu/<id>/lease`: the active leases, one per line.
+    GpuLease(String),
+    /// `/gpu/<id>/job`: an append-only ring of job records.
+    GpuJob(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -240,6 +250,17 @@ pub fn parse(path: &str) -> Option<Node> {
         ["worker", id] => Node::Dir(Dir::Worker(parse_worker_id(id)?)),
         ["worker", id, "telemetry"] => Node::File(File::Telemetry(parse_worker_id(id)?)),
         ["log", "queen.log"] => Node::File(File::QueenLog),
+        ["gpu"] => Node::Dir(Dir::Gpu),
+        ["gpu", id] if valid_device_id(id) => Node::Dir(Dir::GpuDevice(id.to_string())),
+        ["gpu", id, f] if valid_device_id(id) => {
+            let id = id.to_string();
+            Node::File(match *f {
+                "info" => File::GpuInfo(id),
+                "lease" => File::GpuLease(id),
+                "job" => File::GpuJob(id),
+                _ => return None,
+            })
+        }
         _ => return None,
     };
     Some(node)
@@ -318,5 +339,11 @@ mod tests {
         assert_eq!(parse("/shard/1G/worker"), None);
         assert_eq!(parse("/queen/telemetry/../ctl"), None);
         assert_eq!(parse("/proc/nope"), None);
+        assert_eq!(
+            parse("/gpu/GPU-0/job"),
+            Some(Node::File(File::GpuJob("GPU-0".into())))
+        );
+        assert_eq!(parse("/gpu/GPU-0/nope"), None);
+        assert_eq!(parse("/gpu/../info"), None);
     }
 }

@@ -475,7 +475,7 @@ fn a_ctl_write_with_a_refused_line_runs_none_of_its_lines() {
         "{\"spawn\":\"heartbeat\",\"ticks\":3}\n{\"kill\":\"worker-999\"}",
         // bind, then an unknown service
         "{\"bind\":{\"from\":\"/shard\",\"to\":\"/shadow\"}}\n{\"mount\":{\"service\":\"nope\",\"at\":\"/x\"}}",
-        // spawn, then a GPU lease (none on hosts)
+        // spawn, then a GPU lease (no GPU declared)
         "{\"spawn\":\"heartbeat\",\"ticks\":3}\n{\"spawn\":\"gpu\",\"lease\":{\"gpu_id\":\"GPU-0\",\"mem_mb\":1,\"streams\":1,\"ttl_s\":1}}",
     ];
     for (i, write) in refused.iter().enumerate() {

@@ -48,10 +48,10 @@
 //! | Error class | reason | Typical details |
 //! |---|---|---|
 //! | `Permission` | `policy` | `invalid-path`, `ticket-required`, `invalid-ticket`, `wrong-role` |
-//! | `NotFound` | `policy` | `invalid-path`, `unknown-worker`, `gpu-unavailable` |
+//! | `NotFound` | `policy` | `invalid-path`, `unknown-worker`, `unknown-gpu` |
 //! | `Invalid` | `policy` | `invalid-payload`, `is-a-directory`, `invalid-transition` |
 //! | `Unsupported` | `policy` | `unsupported` |
-//! | `Quota` | `quota` | `buffer-full` (worker cap), `ticket-ops`, `scope-rate` |
+//! | `Quota` | `quota` | `buffer-full` (worker cap), `gpu-capacity`, `ticket-ops`, `scope-rate` |
 //! | `TooBig` | `quota` | `record-too-large`, `ctl-write` |
 //! | `RateLimited` | `quota` | `rate-limited` |
 //! | `Busy` | `busy` | `lifecycle` (new work while not ONLINE), `too-many-sessions` |
