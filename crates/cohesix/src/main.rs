@@ -9,7 +9,7 @@ mod up;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use cohesix_manifest::Manifest;
-use cohesix_ticket::{Claims, Role};
+use cohesix_ticket::{Claims, Role, Scope, Verb};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -54,6 +54,22 @@ struct TicketArgs {
     /// Lifetime of the ticket in seconds.
     #[arg(long, default_value_t = 3600)]
     ttl_s: u64,
+    /// Limit the session to a subtree: PATH:VERB[:RATE_PER_S], VERB one of
+    /// read, write, readwrite (repeat for up to 8 scopes; no scope = role policy only).
+    #[arg(long = "scope", value_name = "PATH:VERB[:RATE]")]
+    scopes: Vec<String>,
+    /// Most operations the session may perform.
+    #[arg(long)]
+    ops: Option<u32>,
+    /// Most bytes the session may read and write in total.
+    #[arg(long)]
+    bandwidth_bytes: Option<u32>,
+    /// Most ring (telemetry, audit) opens.
+    #[arg(long)]
+    cursor_resumes: Option<u32>,
+    /// Most ring reads.
+    #[arg(long)]
+    cursor_advances: Option<u32>,
     /// The hive's data directory (holds secrets.toml).
     #[arg(long, default_value = ".cohesix", env = "COHESIX_DATA_DIR")]
     data_dir: PathBuf,
@@ -116,9 +132,43 @@ fn mint(args: &TicketArgs) -> anyhow::Result<()> {
     }
     let secrets = cohesix_hive::secrets::load_or_create(&args.data_dir, true)
         .context("cannot read the hive's secrets")?;
-    let ticket = mint_ticket(&secrets, role, args.subject.clone(), args.ttl_s)?;
-    println!("{ticket}");
+    let mut claims = claims_for(role, args.subject.clone(), args.ttl_s)?;
+    claims.scopes = args
+        .scopes
+        .iter()
+        .map(|s| parse_scope(s))
+        .collect::<anyhow::Result<_>>()?;
+    claims.budget.ops = args.ops;
+    claims.quotas.bandwidth_bytes = args.bandwidth_bytes;
+    claims.quotas.cursor_resumes = args.cursor_resumes;
+    claims.quotas.cursor_advances = args.cursor_advances;
+    println!("{}", mint_claims(&secrets, &claims)?);
     Ok(())
+}
+
+/// Parses `PATH:VERB[:RATE]`.
+fn parse_scope(text: &str) -> anyhow::Result<Scope> {
+    let mut parts = text.splitn(3, ':');
+    let (Some(path), Some(verb)) = (parts.next(), parts.next()) else {
+        bail!("--scope {text}: expected PATH:VERB[:RATE_PER_S]");
+    };
+    if !path.starts_with('/') {
+        bail!("--scope {text}: the path must be absolute");
+    }
+    let verb: Verb = verb
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--scope {text}: {e}"))?;
+    let rate_per_s = match parts.next() {
+        Some(r) => r
+            .parse()
+            .with_context(|| format!("--scope {text}: bad rate"))?,
+        None => 0,
+    };
+    Ok(Scope {
+        path: path.to_string(),
+        verb,
+        rate_per_s,
+    })
 }
 
 /// Mints a ticket valid from now for `ttl_s` seconds.
@@ -128,10 +178,24 @@ pub fn mint_ticket(
     subject: Option<String>,
     ttl_s: u64,
 ) -> anyhow::Result<String> {
+    mint_claims(secrets, &claims_for(role, subject, ttl_s)?)
+}
+
+/// Signs claims with the secret of their role.
+fn mint_claims(
+    secrets: &cohesix_hive::secrets::SecretsFile,
+    claims: &Claims,
+) -> anyhow::Result<String> {
+    let role = claims.role;
     let secret = secrets
         .roles
         .get(role.as_str())
         .with_context(|| format!("no secret for role {}", role.as_str()))?;
+    cohesix_ticket::mint(claims, secret.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Claims for `role`/`subject`, valid from now for `ttl_s` seconds.
+fn claims_for(role: Role, subject: Option<String>, ttl_s: u64) -> anyhow::Result<Claims> {
     let now = cohesix_hive::now_ms();
     let expires = ttl_s
         .max(1)
@@ -140,7 +204,7 @@ pub fn mint_ticket(
         .with_context(|| format!("--ttl-s {ttl_s} is too large"))?;
     let mut claims = Claims::new(role, now, expires);
     claims.subject = subject;
-    cohesix_ticket::mint(&claims, secret.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))
+    Ok(claims)
 }
 
 fn manifest(cmd: ManifestCommand) -> anyhow::Result<()> {

@@ -627,3 +627,62 @@ fn a_lagged_read_too_small_for_the_marker_is_refused_and_keeps_the_place() {
     let text = String::from_utf8(out).unwrap();
     assert!(text.starts_with("{\"lagged_bytes\":"), "{text}");
 }
+
+#[test]
+fn ticket_scopes_limit_paths_verbs_and_rate() {
+    use cohesix_ticket::{Scope, Verb};
+    let mut h = hive();
+    let mut claims = Claims::new(Role::Queen, T0, T0 + 60_000);
+    claims.scopes = vec![Scope {
+        path: "/proc".into(),
+        verb: Verb::Read,
+        rate_per_s: 2,
+    }];
+    let t = cohesix_ticket::mint(&claims, b"secret-for-queen").unwrap();
+    let s = h
+        .attach("queen", Credential::Ticket(&t), Transport::NineP)
+        .unwrap();
+
+    assert!(h.read_path(s, "/proc/boot", 100).is_ok());
+    let err = h
+        .append(s, "/queen/ctl", br#"{"spawn":"heartbeat","ticks":3}"#)
+        .unwrap_err();
+    assert_eq!(
+        (err.class, err.detail),
+        (ErrorClass::Permission, "out-of-scope")
+    );
+    assert_eq!(
+        h.read_path(s, "/log/queen.log", 100).unwrap_err().detail,
+        "out-of-scope"
+    );
+    assert!(h.read_path(s, "/proc/root/reachable", 100).is_ok());
+    let err = h.read_path(s, "/proc/boot", 100).unwrap_err();
+    assert_eq!((err.class, err.detail), (ErrorClass::Quota, "scope-rate"));
+    assert_eq!(h.live_workers(), 0);
+
+    h.advance(T0 + 1000);
+    assert!(
+        h.read_path(s, "/proc/boot", 100).is_ok(),
+        "a new second, a new allowance"
+    );
+}
+
+#[test]
+fn ticket_bandwidth_quota_is_enforced() {
+    let mut h = hive();
+    let mut claims = Claims::new(Role::Queen, T0, T0 + 60_000);
+    claims.quotas.bandwidth_bytes = Some(300);
+    let t = cohesix_ticket::mint(&claims, b"secret-for-queen").unwrap();
+    let s = h
+        .attach("queen", Credential::Ticket(&t), Transport::NineP)
+        .unwrap();
+    let mut refused = None;
+    for _ in 0..10 {
+        if let Err(e) = h.read_path(s, "/proc/boot", 4096) {
+            refused = Some(e);
+            break;
+        }
+    }
+    let err = refused.expect("the quota stops the session");
+    assert_eq!((err.class, err.detail), (ErrorClass::Quota, "bandwidth"));
+}
