@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 fn rust_sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
@@ -22,7 +24,12 @@ fn every_module_starts_with_a_module_doc() {
     let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
     rust_sources(&crates, &mut files);
-    assert!(files.len() > 50, "found only {} sources under {}", files.len(), crates.display());
+    assert!(
+        files.len() > 50,
+        "found only {} sources under {}",
+        files.len(),
+        crates.display()
+    );
     let missing: Vec<_> = files
         .iter()
         .filter(|f| {
