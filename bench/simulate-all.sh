@@ -26,6 +26,9 @@ for run in $RUNS; do
     case "$run" in
         telemetry-*-real) args=(--scenario "${run%-real}" --real-bytes) ;;
         telemetry-*) args=(--scenario "$run") ;;
+        # Holding ~100k workers with a 300 s TTL takes ~360 spawns/s on top
+        # of the load: 16 spawns in flight plateau near 45k workers.
+        ramp-100k) args=(--preset "$run" --spawn-concurrency 64) ;;
         *) args=(--preset "$run") ;;
     esac
     echo "== $(date -u +%H:%M:%S) $run (duration scale $SCALE)"

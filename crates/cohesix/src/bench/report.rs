@@ -222,8 +222,13 @@ fn shape_as_run(s: &Value) -> String {
     } else {
         String::new()
     };
+    let fast = if st["fast_ramp"].as_bool() == Some(true) {
+        " (fast ramp)"
+    } else {
+        ""
+    };
     format!(
-        "{workers}, i {}, {:.0} s{scaled}",
+        "{workers}{fast}, i {}, {:.0} s{scaled}",
         st["intensity_to"].as_f64().unwrap_or(0.0),
         st["duration_secs"].as_f64().unwrap_or(0.0)
     )

@@ -109,18 +109,35 @@ fn draw<DB: DrawingBackend>(
             .flat_map(|(_, _, pts)| pts.iter().map(|p| p.1))
             .fold(0.0f64, f64::max);
         let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
-        let labels = if text { 55 } else { 0 };
+        let labels = if text { 75 } else { 0 };
         let mut chart = ChartBuilder::on(&cell)
             .margin(8)
             .x_label_area_size(if text { 28 } else { 0 })
             .y_label_area_size(labels)
             .build_cartesian_2d(0.0..t_max, 0.0..y_max)
             .map_err(e)?;
+        let whole = y_max >= 10.0;
+        let x_fmt = move |x: &f64| {
+            if t_max >= 20.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.1}")
+            }
+        };
+        let y_fmt = move |y: &f64| {
+            if whole {
+                format!("{y:.0}")
+            } else {
+                format!("{y:.2}")
+            }
+        };
         let mut mesh = chart.configure_mesh();
         if text {
             mesh.x_desc("seconds")
                 .y_desc(panel.name)
-                .label_style((FAMILY, 13));
+                .label_style((FAMILY, 13))
+                .x_label_formatter(&x_fmt)
+                .y_label_formatter(&y_fmt);
         } else {
             mesh.x_labels(0).y_labels(0);
         }
