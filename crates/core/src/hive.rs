@@ -872,6 +872,10 @@ impl Hive {
                 .map(|&n| node::worker_name(n))
                 .collect(),
             Dir::Worker(_) => own(&["telemetry"]),
+            // TODO-performance: listing /worker is O(live workers) under the hive
+            // lock (sort, then a stat per entry); with tens of thousands of workers a
+            // listing costs milliseconds and caps RAMP-100K's achieved rate
+            // (BENCHMARKS.md). An ordered index and lazily paged readdir would fix it.
             Dir::WorkerAlias => {
                 let mut ids: Vec<u64> = self.workers.keys().copied().collect();
                 ids.sort_unstable();
