@@ -873,9 +873,10 @@ impl Hive {
                 .collect(),
             Dir::Worker(_) => own(&["telemetry"]),
             // TODO-performance: listing /worker is O(live workers) under the hive
-            // lock (sort, then a stat per entry); with tens of thousands of workers a
-            // listing costs milliseconds and caps RAMP-100K's achieved rate
-            // (BENCHMARKS.md). An ordered index and lazily paged readdir would fix it.
+            // lock (sort, then a stat per entry). With tens of thousands of workers
+            // each listing holds the lock for milliseconds; this is the suspected
+            // (not yet profiled) reason RAMP-100K's achieved rate falls as workers
+            // grow (BENCHMARKS.md). An ordered index and paged readdir would fix it.
             Dir::WorkerAlias => {
                 let mut ids: Vec<u64> = self.workers.keys().copied().collect();
                 ids.sort_unstable();
