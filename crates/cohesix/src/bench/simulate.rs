@@ -14,8 +14,9 @@
 //! - The load generator, the gateway and the hive share the machine's
 //!   cores; the summary reports the CPU time of each so a reader can tell
 //!   whose limit a number is.
-//! - Real-bytes mode streams the artifact over Secure9P, not REST (the
-//!   gateway has no route that carries bytes); see [`artifact`].
+//! - Real-bytes mode streams the artifact through the gateway's artifact
+//!   routes; against a gateway without them it falls back to Secure9P (see
+//!   [`artifact`]), and the summary's `telemetry.transport` says which.
 //! - Schedule and lease control files are not served by this hive, so
 //!   their mix entries are never drawn (see [`mix`]).
 
@@ -204,6 +205,8 @@ struct Cpu {
 #[derive(Debug, Serialize)]
 struct Telemetry {
     mode: &'static str,
+    /// How artifact bytes travel in real-bytes mode: `rest` or `secure9p`.
+    transport: Option<&'static str>,
     artifact_bytes: u64,
     chunk_bytes: u64,
     records_per_op: usize,
@@ -393,6 +396,13 @@ fn check_args(args: &SimulateArgs, ramp: &Ramp) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the gateway serves the artifact routes (`telemetry` surface).
+fn artifact_routes(bounds: &serde_json::Value) -> bool {
+    bounds["surfaces"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|v| v == "telemetry"))
+}
+
 /// In real-bytes mode each operation holds an upload slot (the hive
 /// allows 8) and a device: no more in flight than workers, nor than 8.
 fn max_inflight(args: &SimulateArgs, ramp: &Ramp) -> usize {
@@ -472,7 +482,17 @@ async fn drive(
         Err(e) => driven.run_error = Some(format!("start checks failed: {} {}", e.kind, e.detail)),
     }
 
-    let nine = if args.real_bytes && driven.run_error.is_none() {
+    // The gateway's own artifact routes when it has them; else Secure9P.
+    let rest_artifacts = artifact_routes(&driven.checks.bounds);
+    if args.real_bytes {
+        let via = if rest_artifacts {
+            "the gateway"
+        } else {
+            "Secure9P"
+        };
+        log.line(&format!("real-bytes mode: artifacts stream through {via}"));
+    }
+    let nine = if args.real_bytes && !rest_artifacts && driven.run_error.is_none() {
         match connect_nine(&stack).await {
             Ok(c) => Some(c),
             Err(e) => {
@@ -596,6 +616,7 @@ fn summarise(
         gateway_s,
         run_error,
     } = driven;
+    let rest_artifacts = artifact_routes(&checks.bounds);
     let empty = OpSummary::default();
     let (overall, operations, rows) = match &outcome {
         Some(o) => (
@@ -634,6 +655,9 @@ fn summarise(
             } else {
                 "reference"
             },
+            transport: args
+                .real_bytes
+                .then_some(if rest_artifacts { "rest" } else { "secure9p" }),
             artifact_bytes: s.artifact_bytes(),
             chunk_bytes: CHUNK_BYTES,
             records_per_op: plan::chunks(s.artifact_bytes(), CHUNK_BYTES).len(),

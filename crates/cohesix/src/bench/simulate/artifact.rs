@@ -9,12 +9,13 @@
 //!
 //! - reference mode (upstream's): one `coh-ref-c/v1` record per 16 MiB
 //!   chunk, appended through the gateway; no artifact bytes move;
-//! - real-bytes mode: the artifact's bytes are streamed into
-//!   `<device>/artifact` and read back from `artifacts/<id>`, compared
-//!   byte for byte. The gateway has no route that carries bytes (an echo is
-//!   one line of at most 4 KiB), so this part speaks Secure9P directly as
-//!   queen, as `docs/telemetry.md` describes; segment and `latest` still go
-//!   through the gateway.
+//! - real-bytes mode: the artifact's bytes are streamed in and read back,
+//!   compared byte for byte. Through the gateway's artifact routes
+//!   (`PUT /v1/telemetry/<device>/artifact`, `GET .../artifacts/<id>`) when
+//!   it serves them (its bounds list the `telemetry` surface); against an
+//!   older gateway, over Secure9P directly as queen (`<device>/artifact`
+//!   and `artifacts/<id>`, as `docs/telemetry.md` describes). Segment and
+//!   `latest` always go through the gateway.
 //!
 //! The artifact is a pure function of (seed, offset), so neither side holds
 //! it in memory and a read of any size at any offset can be checked.
@@ -162,10 +163,11 @@ pub fn reference_digest(device: &str, seg: &str, chunk: usize) -> String {
 }
 
 /// Real-bytes mode: segment and `latest` through the gateway, then the
-/// artifact streamed in and read back over Secure9P.
+/// artifact streamed in and read back through the gateway's artifact
+/// routes, or over Secure9P when `nine` is given.
 pub async fn real_op(
     rest: &Rest,
-    nine: &Client,
+    nine: Option<&Client>,
     device: &str,
     dev: &mut Device,
     bytes: u64,
@@ -176,11 +178,17 @@ pub async fn real_op(
     let dir = device_dir(device);
 
     let started = Instant::now();
-    let id = upload(nine, &format!("{dir}/artifact"), bytes, seed).await?;
+    let id = match nine {
+        Some(nine) => upload(nine, &format!("{dir}/artifact"), bytes, seed).await?,
+        None => rest.put_artifact(device, bytes, seed).await?,
+    };
     let streamed = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let got = read_back(nine, &format!("{dir}/artifacts/{id}"), bytes, seed).await?;
+    let got = match nine {
+        Some(nine) => read_back(nine, &format!("{dir}/artifacts/{id}"), bytes, seed).await?,
+        None => rest.get_artifact(device, &id, bytes, seed).await?,
+    };
     let read = started.elapsed().as_secs_f64();
 
     let mut t = match totals.lock() {
@@ -263,6 +271,64 @@ async fn read_back(nine: &Client, path: &str, bytes: u64, seed: u64) -> Result<u
     Ok(got)
 }
 
+/// Bytes per frame of an upload body.
+const BODY_FRAME: u64 = 256 << 10;
+
+/// An HTTP request body that is the artifact itself, made frame by frame
+/// as the connection takes it (never held whole).
+pub struct ArtifactBody {
+    seed: u64,
+    sent: u64,
+    total: u64,
+}
+
+impl ArtifactBody {
+    pub fn new(seed: u64, total: u64) -> ArtifactBody {
+        ArtifactBody {
+            seed,
+            sent: 0,
+            total,
+        }
+    }
+}
+
+impl hyper::body::Body for ArtifactBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.sent >= this.total {
+            return std::task::Poll::Ready(None);
+        }
+        // At most BODY_FRAME, so it fits a usize.
+        let n = (this.total - this.sent).min(BODY_FRAME) as usize;
+        let mut buf = vec![0u8; n];
+        fill_at(this.seed, this.sent, &mut buf);
+        this.sent += n as u64;
+        let frame = hyper::body::Frame::data(bytes::Bytes::from(buf));
+        std::task::Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.sent >= self.total
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.total - self.sent)
+    }
+}
+
+/// Checks `data`, which arrived at `offset`, against the artifact.
+pub fn verify_at(seed: u64, offset: u64, data: &[u8], scratch: &mut Vec<u8>) -> bool {
+    scratch.resize(data.len(), 0);
+    fill_at(seed, offset, scratch);
+    scratch[..] == *data
+}
+
 /// The artifact's bytes at `offset`: little-endian words of
 /// splitmix64(seed + word index), so any range can be made on its own.
 pub fn fill_at(seed: u64, offset: u64, buf: &mut [u8]) {
@@ -328,9 +394,27 @@ mod tests {
             fill_at(42, off as u64, &mut part);
             assert_eq!(part, whole[off..off + len], "range {off}+{len}");
         }
+        let mut scratch = Vec::new();
+        assert!(verify_at(42, 13, &whole[13..50], &mut scratch));
+        assert!(!verify_at(42, 14, &whole[13..50], &mut scratch));
         let mut other = vec![0u8; 100];
         fill_at(43, 0, &mut other);
         assert_ne!(other, whole);
+    }
+
+    #[test]
+    fn an_upload_body_is_the_artifact_frame_by_frame() {
+        use http_body_util::BodyExt;
+        let total = BODY_FRAME * 2 + 5;
+        let body = ArtifactBody::new(9, total);
+        assert_eq!(hyper::body::Body::size_hint(&body).exact(), Some(total));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let got = rt.block_on(body.collect()).unwrap().to_bytes();
+        let mut want = vec![0u8; total as usize];
+        fill_at(9, 0, &mut want);
+        assert_eq!(got[..], want[..]);
     }
 
     #[test]

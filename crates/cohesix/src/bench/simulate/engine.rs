@@ -577,23 +577,13 @@ async fn artifact_op(shared: &Shared, worker: &str, seed: u64) -> Result<(), Res
     };
     let (device, mut dev) = device_of(shared, worker).await;
     let bytes = scenario.artifact_bytes();
-    match (&shared.nine, shared.settings.real_bytes) {
-        (Some(nine), true) => {
-            artifact::real_op(
-                &shared.rest,
-                nine,
-                &device,
-                &mut dev,
-                bytes,
-                seed,
-                &shared.artifact,
-            )
-            .await
-        }
-        _ => {
-            let chunks = super::plan::chunks(bytes, shared.settings.chunk_bytes);
-            artifact::reference_op(&shared.rest, &device, &mut dev, &chunks).await
-        }
+    if shared.settings.real_bytes {
+        let nine = shared.nine.as_ref();
+        let totals = &shared.artifact;
+        artifact::real_op(&shared.rest, nine, &device, &mut dev, bytes, seed, totals).await
+    } else {
+        let chunks = super::plan::chunks(bytes, shared.settings.chunk_bytes);
+        artifact::reference_op(&shared.rest, &device, &mut dev, &chunks).await
     }
 }
 

@@ -7,6 +7,7 @@
 //! `http-<code>` for a gateway status, `timeout`, `transport`, `bad-reply`.
 //! It speaks only the public routes; it knows nothing of the hive inside.
 
+use super::artifact::{verify_at, ArtifactBody};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -62,10 +63,14 @@ pub struct FsReply {
     pub error: Option<String>,
 }
 
+/// Deadline of one artifact upload or read-back (1 GiB on a slow disk).
+const ARTIFACT_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// A gateway at `base` (`http://127.0.0.1:8080`).
 #[derive(Clone)]
 pub struct Rest {
     client: Client<HttpConnector, Full<Bytes>>,
+    uploads: Client<HttpConnector, ArtifactBody>,
     base: String,
     auth: HeaderValue,
     timeout: Duration,
@@ -81,9 +86,11 @@ impl Rest {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
             .pool_idle_timeout(Duration::from_secs(5))
-            .build(connector);
+            .build(connector.clone());
+        let uploads = Client::builder(TokioExecutor::new()).build(connector);
         Ok(Rest {
             client,
+            uploads,
             base: base.trim_end_matches('/').to_string(),
             auth,
             timeout,
@@ -123,6 +130,127 @@ impl Rest {
             .send(Method::POST, "/v1/fs/echo", Some(Bytes::from(body)))
             .await?;
         fs_answer(code, &reply)
+    }
+
+    /// Streams the artifact `(seed, bytes)` to `PUT
+    /// /v1/telemetry/<device>/artifact`; the artifact id.
+    pub async fn put_artifact(
+        &self,
+        device: &str,
+        bytes: u64,
+        seed: u64,
+    ) -> Result<String, RestError> {
+        let req = Request::builder()
+            .method(Method::PUT)
+            .uri(format!("{}/v1/telemetry/{device}/artifact", self.base))
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            )
+            .body(ArtifactBody::new(seed, bytes))
+            .map_err(|e| RestError::new("bad-request", false, e.to_string()))?;
+        let exchange = async {
+            let resp = self
+                .uploads
+                .request(req)
+                .await
+                .map_err(|e| RestError::new("transport", false, e.to_string()))?;
+            let code = resp.status();
+            let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| RestError::new("transport", false, e.to_string()))?
+                .to_bytes();
+            Ok::<_, RestError>((code, body))
+        };
+        let (code, body) = tokio::time::timeout(ARTIFACT_TIMEOUT, exchange)
+            .await
+            .map_err(|_| RestError::new("timeout", false, "artifact upload timed out"))??;
+        if code != StatusCode::OK {
+            return Err(status_error(code, &body));
+        }
+        let reply: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| RestError::new("bad-reply", false, e.to_string()))?;
+        if reply["status"] != "OK" {
+            let text = reply["error"].as_str().unwrap_or_default().to_string();
+            return Err(RestError::new(refusal_kind(&text), false, text));
+        }
+        if reply["bytes"].as_u64() != Some(bytes) {
+            let detail = format!("the gateway stored {} of {bytes} bytes", reply["bytes"]);
+            return Err(RestError::new("verify-mismatch", false, detail));
+        }
+        reply["artifact"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| RestError::new("bad-reply", false, format!("no artifact id: {reply}")))
+    }
+
+    /// Reads `GET /v1/telemetry/<device>/artifacts/<id>` back and compares
+    /// every byte with the artifact `(seed, bytes)`; the bytes received.
+    pub async fn get_artifact(
+        &self,
+        device: &str,
+        id: &str,
+        bytes: u64,
+        seed: u64,
+    ) -> Result<u64, RestError> {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(format!(
+                "{}/v1/telemetry/{device}/artifacts/{}",
+                self.base,
+                encode(id)
+            ))
+            .header(AUTHORIZATION, self.auth.clone())
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| RestError::new("bad-request", false, e.to_string()))?;
+        let exchange = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| RestError::new("transport", false, e.to_string()))?;
+            let code = resp.status();
+            let json = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json"));
+            if code != StatusCode::OK || json {
+                let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+                    .collect()
+                    .await
+                    .map_err(|e| RestError::new("transport", false, e.to_string()))?
+                    .to_bytes();
+                if code != StatusCode::OK {
+                    return Err(status_error(code, &body));
+                }
+                let text = String::from_utf8_lossy(&body).into_owned();
+                return Err(RestError::new(refusal_kind(&text), false, text));
+            }
+            let mut body = resp.into_body();
+            let (mut got, mut scratch) = (0u64, Vec::new());
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| RestError::new("transport", false, e.to_string()))?;
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if got + data.len() as u64 > bytes || !verify_at(seed, got, &data, &mut scratch) {
+                    let detail = format!("bytes differ in [{got}, +{})", data.len());
+                    return Err(RestError::new("verify-mismatch", false, detail));
+                }
+                got += data.len() as u64;
+            }
+            if got != bytes {
+                let detail = format!("read back {got} of {bytes} bytes");
+                return Err(RestError::new("verify-mismatch", false, detail));
+            }
+            Ok(got)
+        };
+        tokio::time::timeout(ARTIFACT_TIMEOUT, exchange)
+            .await
+            .map_err(|_| RestError::new("timeout", false, "artifact read-back timed out"))?
     }
 
     async fn fs(&self, route: &str) -> Result<Vec<String>, RestError> {
