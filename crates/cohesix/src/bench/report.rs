@@ -332,7 +332,12 @@ pub fn render(runs: &BTreeMap<String, Run>, root: &Path) -> String {
                 writeln!(
                 out,
                 "| {name} | {ops} | {errs} | {p95} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                t["mode"].as_str().unwrap_or("–"),
+                match (t["mode"].as_str(), t["transport"].as_str()) {
+                    (Some(m), Some(via)) => format!("{m} via {via}"),
+                    (Some(m), None) if real => format!("{m} via secure9p"),
+                    (Some(m), None) => m.to_string(),
+                    _ => "–".to_string(),
+                },
                 shape_as_run(s),
                 int(&s["overall"]["count"]),
                 errors(s),
@@ -412,7 +417,7 @@ pub fn render(runs: &BTreeMap<String, Run>, root: &Path) -> String {
                 .as_str()
                 .unwrap_or("?")
                 .replace('|', "\\|"),
-            s["machine_line"].as_str().unwrap_or("?"),
+            s["machine_line"].as_str().unwrap_or("?").replace('|', "·"),
             root = root.display(),
             f = r.folder,
         );
