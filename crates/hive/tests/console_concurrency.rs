@@ -17,7 +17,10 @@ const CLIENTS: usize = 32;
 const ROUNDS: usize = 150;
 
 fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Runs one client; returns its worker and the rounds it completed.
@@ -84,13 +87,18 @@ async fn thirty_two_clients_work_at_once_without_cross_talk() {
     let secs = knob("COHESIX_CONSOLE_SECS", 0);
     let (rounds, until) = match secs {
         0 => (ROUNDS, None),
-        s => (usize::MAX, Some(Instant::now() + Duration::from_secs(s as u64))),
+        s => (
+            usize::MAX,
+            Some(Instant::now() + Duration::from_secs(s as u64)),
+        ),
     };
     let started = Instant::now();
     let mut tasks = Vec::new();
     for n in 0..clients {
         let hive = hive.clone();
-        tasks.push(tokio::spawn(async move { client(&hive, n, rounds, until).await }));
+        tasks.push(tokio::spawn(async move {
+            client(&hive, n, rounds, until).await
+        }));
     }
     let mut workers = Vec::new();
     let mut total_rounds = 0;

@@ -266,7 +266,10 @@ fn no_gpu_is_declared_by_default_and_declared_gpus_are_checked() {
     assert_eq!(key_of(&device("bad/id", 1, 1)), "gpu.devices.id");
     assert_eq!(key_of(&device("", 1, 1)), "gpu.devices.id");
     assert_eq!(key_of(&device(&"g".repeat(65), 1, 1)), "gpu.devices.id");
-    assert_eq!(key_of(&(device("G", 1, 1) + &device("G", 1, 1))), "gpu.devices.id");
+    assert_eq!(
+        key_of(&(device("G", 1, 1) + &device("G", 1, 1))),
+        "gpu.devices.id"
+    );
     assert_eq!(key_of(&device("G", 0, 1)), "gpu.devices.mem_mb");
     assert_eq!(key_of(&device("G", 1, 0)), "gpu.devices.streams");
     assert_eq!(key_of(&device("G", 1, 65)), "gpu.devices.streams");
